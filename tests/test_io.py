@@ -1,0 +1,146 @@
+"""Image reading and PET DICOM → SUVbw conversion."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from radfeat.errors import ImageReadError, MaskError, SUVConversionError
+from radfeat.io import read_image, read_image_information, read_mask, read_pet_suv
+from radfeat.synth import F18_HALF_LIFE_S, write_pet_dicom_series
+
+
+def _suv_volume(value: float = 2.0) -> sitk.Image:
+    arr = np.full((5, 6, 7), 1.0, dtype=np.float32)
+    arr[2, 3, 4] = value
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((4.0, 4.0, 3.0))
+    img.SetOrigin((-10.0, 5.0, 20.0))
+    return img
+
+
+def test_suv_conversion_matches_hand_computed_value(tmp_path):
+    weight_kg, dose_bq, uptake_s = 80.0, 3.7e8, 75 * 60.0
+    folder = write_pet_dicom_series(
+        _suv_volume(4.5),
+        tmp_path / "pet",
+        patient_weight_kg=weight_kg,
+        injected_dose_bq=dose_bq,
+        injection_time=datetime(2024, 1, 2, 8, 30),
+        uptake_time_s=uptake_s,
+    )
+    # Hand computation: SUV = C · W[g] / (D · 2^(-Δt/T½)); C is what the DICOM stores (Bq/mL).
+    raw = read_image(folder)  # Bq/mL after rescale slope
+    activity = sitk.GetArrayFromImage(raw)[2, 3, 4]
+    decayed = dose_bq * 2.0 ** (-uptake_s / F18_HALF_LIFE_S)
+    expected = activity * weight_kg * 1000.0 / decayed
+    suv, info = read_pet_suv(folder)
+    got = sitk.GetArrayFromImage(suv)[2, 3, 4]
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert got == pytest.approx(4.5, rel=1e-4)  # int16 quantisation only
+    assert info.decay_time_s == pytest.approx(uptake_s)
+    assert info.patient_weight_kg == weight_kg
+    # Geometry survives the DICOM round trip.
+    assert np.allclose(suv.GetOrigin(), (-10.0, 5.0, 20.0))
+    assert np.allclose(suv.GetSpacing(), (4.0, 4.0, 3.0))
+
+
+def test_suv_decay_across_midnight(tmp_path):
+    folder = write_pet_dicom_series(
+        _suv_volume(),
+        tmp_path / "pet",
+        injection_time=datetime(2024, 1, 2, 23, 40),
+        uptake_time_s=3600.0,
+    )
+    _, info = read_pet_suv(folder)
+    assert info.decay_time_s == pytest.approx(3600.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"include_weight": False}, "PatientWeight"),
+        ({"include_dose": False}, "RadionuclideTotalDose"),
+        ({"units": "CNTS"}, "Units .* 'CNTS'"),
+        ({"units": "GML"}, "GML already means SUVbw"),
+    ],
+)
+def test_suv_conversion_errors_name_the_tag_and_the_fix(tmp_path, kwargs, match):
+    folder = write_pet_dicom_series(_suv_volume(), tmp_path / "pet", **kwargs)
+    with pytest.raises(SUVConversionError, match=match) as info:
+        read_pet_suv(folder, case_id="P7")
+    assert "case 'P7'" in str(info.value)
+    assert str(folder) in str(info.value)
+    assert "pet_units=SUV" in str(info.value)
+
+
+def test_gml_units_accepted_when_manifest_says_suv(tmp_path):
+    folder = write_pet_dicom_series(_suv_volume(), tmp_path / "pet", units="GML")
+    image, info = read_pet_suv(folder, pet_units="SUV")
+    assert info is None and image.GetSize() == (7, 6, 5)
+
+
+def test_nifti_pet_needs_pet_units_suv(tmp_path):
+    path = tmp_path / "pet.nii.gz"
+    sitk.WriteImage(_suv_volume(), str(path))
+    with pytest.raises(SUVConversionError, match="pet_units=SUV"):
+        read_pet_suv(path, case_id="A")
+    image, info = read_pet_suv(path, pet_units="SUV")
+    assert info is None
+    assert sitk.GetArrayFromImage(image).max() == pytest.approx(2.0)
+
+
+def test_unreadable_and_missing_images(tmp_path):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ImageReadError, match="cannot read"):
+        read_image(bad)
+    with pytest.raises(ImageReadError, match="cannot read"):
+        read_image_information(bad)
+    with pytest.raises(ImageReadError, match="not found"):
+        read_image(tmp_path / "absent.nrrd")
+    with pytest.raises(ImageReadError, match="no readable DICOM series"):
+        read_image(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_formats_round_trip(tmp_path, suffix):
+    img = _suv_volume()
+    path = tmp_path / f"img{suffix}"
+    sitk.WriteImage(img, str(path))
+    back = read_image(path)
+    assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(img))
+    assert np.allclose(back.GetOrigin(), img.GetOrigin())
+    header = read_image_information(path)
+    assert header.GetSize() == img.GetSize()
+
+
+def test_read_mask_label_selection_and_errors(tmp_path):
+    arr = np.zeros((4, 4, 4), np.uint8)
+    arr[1, 1, 1] = 2
+    arr[2, 2, 2] = 3
+    path = tmp_path / "labels.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(arr), str(path))
+    mask = read_mask(path, label=3)
+    assert sitk.GetArrayFromImage(mask).sum() == 1
+    with pytest.raises(MaskError, match=r"label value 1 not present; values found: \[2, 3\]"):
+        read_mask(path, label=1, case_id="X")
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8)), str(path))
+    with pytest.raises(MaskError, match="empty"):
+        read_mask(path)
+
+
+def test_suv_scale_factor_formula():
+    from radfeat.io import SUVInfo, suv_scale_factor
+
+    t0 = datetime(2024, 1, 1, 10)
+    info = SUVInfo("BQML", 70.0, 4e8, 6586.2, t0, t0.replace(hour=11), "START")
+    assert suv_scale_factor(info) == pytest.approx(
+        70000.0 / (4e8 * math.exp(-math.log(2) * 3600 / 6586.2))
+    )
+    admin = SUVInfo("BQML", 70.0, 4e8, 6586.2, t0, t0.replace(hour=11), "ADMIN")
+    assert suv_scale_factor(admin) == pytest.approx(70000.0 / 4e8)
