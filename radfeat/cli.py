@@ -75,9 +75,7 @@ def synth(
 @app.command()
 def validate(
     manifest: Path = typer.Argument(..., help="Cohort manifest (CSV or Parquet)."),
-    label: int = typer.Option(
-        1, help="Mask label value (a `mask_label` column overrides per case)."
-    ),
+    label: int = typer.Option(1, help="Mask label value (a `mask_label` column overrides per case)."),
     json_out: bool = typer.Option(False, "--json", help="Print a machine-readable JSON report."),
     headers_only: bool = typer.Option(
         False, "--headers-only", help="Only check ids and file existence (no image reading)."

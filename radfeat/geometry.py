@@ -134,9 +134,7 @@ def align_pet_to_ct(pet: sitk.Image, ct: sitk.Image, default_suv: float = 0.0) -
     return resample_to_reference(pet, ct, "linear", default_suv)
 
 
-def physical_bounding_box(
-    mask: sitk.Image, margin_mm: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
+def physical_bounding_box(mask: sitk.Image, margin_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned bounding box (mm, x/y/z) of the voxels > 0 of ``mask``, grown by ``margin_mm``.
 
     The box spans voxel edges (centres ± half a voxel), so a one-voxel mask has the voxel's extent.
@@ -156,14 +154,10 @@ def physical_bounding_box(
     return corners.min(axis=0) - margin_mm, corners.max(axis=0) + margin_mm
 
 
-def crop_to_physical_box(
-    image: sitk.Image, lower_mm: np.ndarray, upper_mm: np.ndarray
-) -> sitk.Image:
+def crop_to_physical_box(image: sitk.Image, lower_mm: np.ndarray, upper_mm: np.ndarray) -> sitk.Image:
     """Crop ``image`` to the voxels whose centres lie in [lower_mm, upper_mm] (clipped to the image)."""
     corners = _box_corners(np.asarray(lower_mm, float), np.asarray(upper_mm, float))
-    idx = np.array(
-        [image.TransformPhysicalPointToContinuousIndex([float(v) for v in c]) for c in corners]
-    )
+    idx = np.array([image.TransformPhysicalPointToContinuousIndex([float(v) for v in c]) for c in corners])
     size = np.array(image.GetSize())
     lo = np.clip(np.ceil(idx.min(axis=0) - 1e-6), 0, size - 1).astype(int)
     hi = np.clip(np.floor(idx.max(axis=0) + 1e-6), 0, size - 1).astype(int)
@@ -203,15 +197,11 @@ def mask_centroid_mm(mask: sitk.Image) -> np.ndarray:
 
 
 def _box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.array(
-        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-    )
+    return np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
 
 
 def _interpolator(name: str) -> int:
     try:
         return _INTERPOLATORS[name]
     except KeyError:
-        raise ValueError(
-            f"interpolator {name!r} not known; choose one of {sorted(_INTERPOLATORS)}"
-        ) from None
+        raise ValueError(f"interpolator {name!r} not known; choose one of {sorted(_INTERPOLATORS)}") from None

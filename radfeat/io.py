@@ -282,9 +282,7 @@ def suv_scale_factor(info: SUVInfo) -> float:
 
     SUVbw = C [Bq/mL] · W [g] / (D [Bq] · 2^(−Δt / T½)).
     """
-    decayed_dose = info.injected_dose_bq * math.exp(
-        -math.log(2.0) * info.decay_time_s / info.half_life_s
-    )
+    decayed_dose = info.injected_dose_bq * math.exp(-math.log(2.0) * info.decay_time_s / info.half_life_s)
     return info.patient_weight_kg * 1000.0 / decayed_dose
 
 
@@ -376,9 +374,7 @@ def suv_info_from_dicom(folder: str | Path, *, case_id: str | None = None) -> SU
             f"DecayCorrection (0054,1102) is {decay_correction!r}; START or ADMIN is required",
             "reconstruct with decay correction, or supply SUV volumes with pet_units=SUV",
         )
-    reference = _parse_dicom_datetime(
-        getattr(first, "SeriesDate", None), getattr(first, "SeriesTime", None)
-    )
+    reference = _parse_dicom_datetime(getattr(first, "SeriesDate", None), getattr(first, "SeriesTime", None))
     if reference is None:
         times = []
         for f in files:

@@ -153,11 +153,7 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def _is_blank(value: Any) -> bool:
-    return (
-        value is None
-        or (isinstance(value, float) and math.isnan(value))
-        or str(value).strip() == ""
-    )
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -212,9 +208,7 @@ def validate_manifest(
         manifest = load_manifest(path)
     except ManifestError as exc:
         report = ValidationReport(manifest=str(path), n_cases=0)
-        report.problems.append(
-            Problem(None, None, None, str(path), "manifest", exc.message, exc.hint or "")
-        )
+        report.problems.append(Problem(None, None, None, str(path), "manifest", exc.message, exc.hint or ""))
         return report
     table = manifest.table
     report = ValidationReport(manifest=str(manifest.path), n_cases=len(table))
@@ -331,8 +325,7 @@ def _check_row(
                 problem(
                     mask_col,
                     "geometry_mismatch",
-                    f"{mask_col} grid differs from {image_col}: "
-                    + "; ".join(str(m) for m in mismatches),
+                    f"{mask_col} grid differs from {image_col}: " + "; ".join(str(m) for m in mismatches),
                     f"resample the mask onto the {image_col} grid, or re-export it from the "
                     f"{image_col} series",
                 )

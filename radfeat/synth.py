@@ -108,17 +108,13 @@ def _draw_labels(rng: np.random.Generator, clinical_signal: float) -> dict:
     }
 
 
-def _draw_phenotype(
-    rng: np.random.Generator, labels: dict, signal: float, links: PhenotypeLinks
-) -> dict:
+def _draw_phenotype(rng: np.random.Generator, labels: dict, signal: float, links: PhenotypeLinks) -> dict:
     egfr = labels["egfr"] if signal > 0 else 0
     squamous = labels["subtype"] == "squamous" if signal > 0 else False
     ggo = float(np.clip(rng.beta(2, 5) + signal * links.ggo_egfr * egfr, 0.0, 0.85))
     log_suv = math.log(6.0) + 0.3 * rng.standard_normal()
     log_suv += signal * (links.suv_log_egfr * egfr + links.suv_log_squamous * squamous)
-    p_necrosis = links.necrosis_base + signal * squamous * (
-        links.necrosis_squamous - links.necrosis_base
-    )
+    p_necrosis = links.necrosis_base + signal * squamous * (links.necrosis_squamous - links.necrosis_base)
     return {
         "radius_mm": float(rng.uniform(9.0, 16.0)),
         "ggo_fraction": ggo,
@@ -188,17 +184,13 @@ def synthesize_case(
         for _ in range(int(rng.integers(4, 9))):
             u = rng.standard_normal(3)
             u /= np.linalg.norm(u)
-            t = np.clip(
-                (xx - center[0]) * u[0] + (yy - center[1]) * u[1] + (zz - center[2]) * u[2], 0, None
-            )
+            t = np.clip((xx - center[0]) * u[0] + (yy - center[1]) * u[1] + (zz - center[2]) * u[2], 0, None)
             d_line = np.sqrt(
                 (xx - center[0] - t * u[0]) ** 2
                 + (yy - center[1] - t * u[1]) ** 2
                 + (zz - center[2] - t * u[2]) ** 2
             )
-            spike = (
-                (d_line < 0.9) & (t > radius * 0.8) & (t < radius * rng.uniform(1.4, 1.9)) & lung
-            )
+            spike = (d_line < 0.9) & (t > radius * 0.8) & (t < radius * rng.uniform(1.4, 1.9)) & lung
             hu[spike & ~tumour] = -150.0
 
     ct_noise = 30.0 if external else 20.0
@@ -234,9 +226,9 @@ def synthesize_case(
     pet_img = sitk.Resample(blur_img, pet_ref, sitk.Transform(), sitk.sitkLinear, 0.55)
     pet_arr = sitk.GetArrayFromImage(pet_img).astype(np.float64)
     pet_arr *= 1.08 if external else 1.0
-    pet_arr = pet_arr * (
-        1.0 + 0.08 * rng.standard_normal(pet_arr.shape)
-    ) + 0.03 * rng.standard_normal(pet_arr.shape)
+    pet_arr = pet_arr * (1.0 + 0.08 * rng.standard_normal(pet_arr.shape)) + 0.03 * rng.standard_normal(
+        pet_arr.shape
+    )
     pet_out = sitk.GetImageFromArray(np.clip(pet_arr, 0.0, None).astype(np.float32))
     pet_out.CopyInformation(pet_img)
 
@@ -274,9 +266,7 @@ def write_pet_dicom_series(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     decayed = injected_dose_bq * math.exp(-math.log(2) * uptake_time_s / half_life_s)
-    activity = (
-        sitk.GetArrayFromImage(suv).astype(np.float64) * decayed / (patient_weight_kg * 1000.0)
-    )
+    activity = sitk.GetArrayFromImage(suv).astype(np.float64) * decayed / (patient_weight_kg * 1000.0)
     scan_time = injection_time + timedelta(seconds=uptake_time_s)
     entropy = [case_id, str(seed)]
     study_uid = generate_uid(entropy_srcs=[*entropy, "study"])

@@ -23,14 +23,10 @@ def test_version_and_help():
 
 
 def test_synth_command_writes_a_valid_cohort(tmp_path):
-    result = runner.invoke(
-        app, ["synth", str(tmp_path), "-n", "3", "--seed", "4", "--signal", "0.5"]
-    )
+    result = runner.invoke(app, ["synth", str(tmp_path), "-n", "3", "--seed", "4", "--signal", "0.5"])
     assert result.exit_code == 0, result.output
     df = pd.read_csv(tmp_path / "manifest.csv")
-    assert len(df) == 3 and {"egfr", "subtype", "sex", "smoking", "age", "cohort"} <= set(
-        df.columns
-    )
+    assert len(df) == 3 and {"egfr", "subtype", "sex", "smoking", "age", "cohort"} <= set(df.columns)
     params = json.loads((tmp_path / "synth_params.json").read_text())
     assert params["signal"] == 0.5 and params["seed"] == 4
     bad = runner.invoke(app, ["synth", str(tmp_path / "x"), "--pet-format", "png"])

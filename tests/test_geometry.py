@@ -32,9 +32,7 @@ def test_pet_mask_onto_ct_grid_preserves_volume_and_centroid(sts_case):
     assert np.all(shift <= np.array(pet.GetSpacing()))
     # The PET-drawn and CT-drawn masks of the same tumour meet after alignment.
     ct_mask = read_mask(sts_case / "CT_mask.nii.gz")
-    assert np.all(
-        np.abs(mask_centroid_mm(ct_mask) - mask_centroid_mm(on_ct)) <= np.array(pet.GetSpacing())
-    )
+    assert np.all(np.abs(mask_centroid_mm(ct_mask) - mask_centroid_mm(on_ct)) <= np.array(pet.GetSpacing()))
 
 
 def test_pet_resampled_onto_ct_keeps_uptake_location(sts_case):

@@ -139,8 +139,6 @@ def test_suv_scale_factor_formula():
 
     t0 = datetime(2024, 1, 1, 10)
     info = SUVInfo("BQML", 70.0, 4e8, 6586.2, t0, t0.replace(hour=11), "START")
-    assert suv_scale_factor(info) == pytest.approx(
-        70000.0 / (4e8 * math.exp(-math.log(2) * 3600 / 6586.2))
-    )
+    assert suv_scale_factor(info) == pytest.approx(70000.0 / (4e8 * math.exp(-math.log(2) * 3600 / 6586.2)))
     admin = SUVInfo("BQML", 70.0, 4e8, 6586.2, t0, t0.replace(hour=11), "ADMIN")
     assert suv_scale_factor(admin) == pytest.approx(70000.0 / 4e8)
