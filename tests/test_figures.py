@@ -1,0 +1,53 @@
+"""Figures are written as PNG/SVG and show what the legend promises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import figures
+from models import stats as st
+
+
+@pytest.fixture()
+def two_models():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(40, int), np.zeros(60, int)]
+    strong = np.r_[rng.normal(1.5, 1, 40), rng.normal(0, 1, 60)]
+    weak = np.r_[rng.normal(0.3, 1, 40), rng.normal(0, 1, 60)]
+    return y, strong, weak
+
+
+def test_roc_figure_legend_and_files(tmp_path, two_models):
+    y, strong, weak = two_models
+    fig = figures.plot_roc(y, {"radiomics": strong, "SUVmax": weak}, path=tmp_path / "roc.png", n_boot=50)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    res = st.roc_auc(y, strong)
+    assert texts[0] == f"radiomics: AUC {res.auc:.2f} ({res.ci_lower:.2f}–{res.ci_upper:.2f})"
+    assert (tmp_path / "roc.png").stat().st_size > 5000
+    figures.plot_roc(y, {"radiomics": strong}, path=tmp_path / "roc.svg", ci_band=False)
+    assert (tmp_path / "roc.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_calibration_and_decision_curve_figures(tmp_path, two_models):
+    y, strong, _ = two_models
+    p = 1 / (1 + np.exp(-strong))
+    figures.plot_calibration(y, {"model": p}, path=tmp_path / "cal.png")
+    fig = figures.plot_decision_curve(y, {"model": p}, path=tmp_path / "dca.png")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["Treat All", "Treat None", "model"]
+    assert (tmp_path / "cal.png").stat().st_size > 5000 and (tmp_path / "dca.png").stat().st_size > 5000
+
+
+@pytest.mark.realdata
+def test_kaplan_meier_figure_numbers_at_risk(tmp_path, shared_data):
+    aml = pd.read_csv(shared_data / "stats" / "surv_aml.csv")
+    fig = figures.plot_kaplan_meier(
+        aml["time"], aml["status"], aml["x"], path=tmp_path / "km.png", risk_times=[0, 20, 40]
+    )
+    risk_axis = fig.axes[1]
+    numbers = [t.get_text() for t in risk_axis.texts]
+    # At t=0 all 11 maintained and 12 non-maintained patients are at risk.
+    assert numbers[0] == "11" and numbers[3] == "12"
+    assert (tmp_path / "km.png").stat().st_size > 5000
