@@ -44,6 +44,22 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
     return float(_placements(cases, controls)[0][0])
 
 
+def _replicates(
+    y: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int, stratified: bool, seed: int
+) -> np.ndarray:
+    """``statistic(indices)`` over ``n_boot`` seeded resamples; undefined (NaN) replicates dropped."""
+    rng = np.random.default_rng(seed)
+    idx = stratified_indices(y, n_boot, rng) if stratified else rng.integers(0, y.size, (n_boot, y.size))
+    reps = np.array([statistic(i) for i in idx], dtype=float)
+    return reps[np.isfinite(reps)]
+
+
+def _percentiles(reps: np.ndarray, conf_level: float) -> tuple[float, float]:
+    alpha = 1 - conf_level
+    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
 def bootstrap_ci(
     y_true,
     y_score,
@@ -62,13 +78,9 @@ def bootstrap_ci(
     metric = metric or _auc
     y = np.asarray(y_true)
     s = np.asarray(y_score, dtype=float)
-    rng = np.random.default_rng(random_state)
-    idx = stratified_indices(y, n_boot, rng) if stratified else rng.integers(0, y.size, (n_boot, y.size))
-    reps = np.array([metric(y[i], s[i]) for i in idx], dtype=float)
-    reps = reps[np.isfinite(reps)]
-    alpha = 1 - conf_level
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return BootstrapResult(float(metric(y, s)), float(lo), float(hi), float(reps.std(ddof=1)), reps.size)
+    reps = _replicates(y, lambda i: metric(y[i], s[i]), n_boot, stratified, random_state)
+    lo, hi = _percentiles(reps, conf_level)
+    return BootstrapResult(float(metric(y, s)), lo, hi, float(reps.std(ddof=1)), reps.size)
 
 
 def paired_bootstrap_test(
@@ -89,13 +101,11 @@ def paired_bootstrap_test(
     metric = metric or _auc
     y = np.asarray(y_true)
     a, b = np.asarray(score_a, float), np.asarray(score_b, float)
-    rng = np.random.default_rng(random_state)
-    idx = stratified_indices(y, n_boot, rng) if stratified else rng.integers(0, y.size, (n_boot, y.size))
-    diffs = np.array([metric(y[i], a[i]) - metric(y[i], b[i]) for i in idx], dtype=float)
-    diffs = diffs[np.isfinite(diffs)]
+    diffs = _replicates(
+        y, lambda i: metric(y[i], a[i]) - metric(y[i], b[i]), n_boot, stratified, random_state
+    )
     diff = metric(y, a) - metric(y, b)
     sd = float(diffs.std(ddof=1))
-    alpha = 1 - conf_level
-    lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    lo, hi = _percentiles(diffs, conf_level)
     p = float(2 * stats.norm.sf(abs(diff) / sd)) if sd > 0 else 1.0
-    return BootstrapResult(float(diff), float(lo), float(hi), sd, diffs.size, p)
+    return BootstrapResult(float(diff), lo, hi, sd, diffs.size, p)
