@@ -104,6 +104,129 @@ def _print_report(report) -> None:
 
 
 @app.command()
+def extract(
+    manifest: Path = typer.Argument(..., help="Cohort manifest (CSV or Parquet)."),
+    output: Path = typer.Option(Path("features.parquet"), "--output", "-o", help="Table (.parquet or .csv)."),
+    settings: Path | None = typer.Option(None, "--settings", help="YAML settings merged over the defaults."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Local worker processes."),
+    scheduler: str | None = typer.Option(None, help="Dask scheduler address, e.g. tcp://host:8786."),
+    timeout: float | None = typer.Option(None, help="Per-case time limit in s (default from settings)."),
+    force: bool = typer.Option(False, "--force", help="Recompute every case, ignoring the cache."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute cases that failed before."),
+    print_settings: bool = typer.Option(False, "--print-settings", help="Print effective settings, exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; log lines only."),
+) -> None:
+    """Extract CT/PET radiomics and PET descriptors for every case into one feature table."""
+    from radfeat.errors import RadfeatError
+    from radfeat.settings import dump_settings, load_settings
+
+    try:
+        effective = load_settings(settings)
+    except ValueError as exc:
+        err.print(f"[red]settings error[/red]: {exc}", markup=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    if print_settings:
+        sys.stdout.write(dump_settings(effective))
+        raise typer.Exit(EXIT_OK)
+    from radfeat.extract import extract_table
+
+    try:
+        with _progress(quiet) as progress:
+            result = extract_table(
+                manifest, output, settings=effective, jobs=jobs, scheduler=scheduler, timeout_s=timeout,
+                force=force, retry_failed=retry_failed, progress=progress,
+            )
+    except RadfeatError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_DATA) from None
+    summary = result.summary
+    out.print(
+        f"table: {result.table_path} ({len(result.table)} cases × {len(result.table.columns)} columns; "
+        f"{summary.n_cached} from cache, {summary.seconds:.1f} s)", markup=False,
+    )
+    if summary.interrupted:
+        err.print("interrupted: finished cases are cached; rerun the same command to resume")
+        raise typer.Exit(130)
+    if result.failures_path:
+        err.print(f"{len(summary.failures)} case(s) failed; see {result.failures_path}", markup=False)
+        for f in summary.failures[:10]:
+            err.print(f"  {f['case_id']} [{f['stage']}] {f['error']} Hint: {f['hint']}", markup=False)
+        raise typer.Exit(EXIT_DATA)
+
+
+class _progress:
+    """A rich progress bar (done / failed / rate / ETA) fed by the runner's status callback."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.done = self.failed = 0
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if self.quiet:
+            return self._log
+        self.bar = Progress(
+            TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=err, transient=False,
+        )
+        self.bar.start()
+        self.task = None
+        return self._update
+
+    def _log(self, status: dict) -> None:
+        if "total" in status:
+            err.print(f"extracting {status['total']} case(s)")
+            return
+        state = "ok" if status.get("ok") else f"FAILED [{status.get('stage')}] {status.get('error')}"
+        err.print(f"{status['case_id']}: {'cached ' if status.get('cached') else ''}{state}", markup=False)
+
+    def _update(self, status: dict) -> None:
+        import time
+
+        if "total" in status:
+            self.t0 = time.perf_counter()
+            self.task = self.bar.add_task("extract", total=status["total"], failed=0, rate="")
+            return
+        self.done += 1
+        self.failed += 0 if status.get("ok") else 1
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.update(self.task, completed=self.done, failed=self.failed,
+                        rate=f"{60 * self.done / elapsed:.1f} cases/min")
+
+    def __exit__(self, *exc) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+
+@app.command()
+def info(table: Path = typer.Argument(..., help="A radfeat feature table.")) -> None:
+    """Print a table's provenance: versions, settings hash, cases, feature counts."""
+    from radfeat.table import feature_columns, read_provenance, read_table
+
+    if not table.exists():
+        err.print(f"table not found: {table}")
+        raise typer.Exit(EXIT_USAGE)
+    frame = read_table(table)
+    prov = read_provenance(table)
+    features = feature_columns(frame)
+    out.print(f"{table}: {len(frame)} cases, {len(features)} feature columns", markup=False)
+    families: dict[str, int] = {}
+    for c in features:
+        prefix = "_".join(c.split("_")[:2])
+        families[prefix] = families.get(prefix, 0) + 1
+    for prefix, n in families.items():
+        out.print(f"  {prefix}_*: {n}", markup=False)
+    if not prov:
+        out.print("no radfeat provenance in this table")
+        return
+    for key in ("created", "manifest", "settings_hash", "n_cases", "n_extracted", "n_failed"):
+        out.print(f"{key}: {prov.get(key)}", markup=False)
+    out.print("versions: " + ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items()), markup=False)
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("radfeat_demo"), "--out", help="Output folder."),
     cases: int = typer.Option(24, "--cases", "-n", min=4, help="Number of synthetic patients."),

@@ -64,15 +64,16 @@ def dicom_series_files(folder: str | Path) -> list[str]:
     return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0]))
 
 
-def read_image(path: str | Path, pixel_type: int = sitk.sitkFloat64) -> sitk.Image:
+def read_image(path: str | Path, pixel_type: int | None = sitk.sitkFloat64) -> sitk.Image:
     """Read a volume file or a DICOM series folder.
 
     Parameters
     ----------
     path : str or Path
         A NIfTI/NRRD/MHA file or a folder holding one DICOM series.
-    pixel_type : int, default=sitk.sitkFloat64
-        SimpleITK pixel type of the returned image (DICOM rescale slope/intercept applied per slice).
+    pixel_type : int or None, default=sitk.sitkFloat64
+        SimpleITK pixel type of the returned image (DICOM rescale slope/intercept applied per slice);
+        ``None`` keeps the stored type (as pyradiomics reads files).
 
     Returns
     -------
@@ -86,10 +87,11 @@ def read_image(path: str | Path, pixel_type: int = sitk.sitkFloat64) -> sitk.Ima
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(dicom_series_files(path))
-            reader.SetOutputPixelType(pixel_type)
+            if pixel_type is not None:
+                reader.SetOutputPixelType(pixel_type)
             image = reader.Execute()
         else:
-            image = sitk.ReadImage(str(path), pixel_type)
+            image = sitk.ReadImage(str(path), sitk.sitkUnknown if pixel_type is None else pixel_type)
     except ImageReadError:
         raise
     except RuntimeError as exc:

@@ -1,0 +1,139 @@
+"""``extract_table``: a cohort manifest in, one wide versioned feature table out."""
+
+from __future__ import annotations
+
+import functools
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from radfeat.errors import ManifestError
+from radfeat.manifest import load_manifest
+from radfeat.pipeline import build_engines, extract_case, input_fingerprint
+from radfeat.runner import RunSummary, run_cases, utc_now, write_failures
+from radfeat.settings import load_settings, settings_hash
+from radfeat.table import write_table
+
+__all__ = ["ExtractionResult", "extract_table", "library_versions"]
+
+_ENGINES: dict[str, Any] = {}
+
+
+def _features_of(row: dict, settings: dict, key: str) -> dict[str, float]:
+    """Worker entry point: engines are built once per worker process and settings hash."""
+    if key not in _ENGINES:
+        _ENGINES.clear()
+        _ENGINES[key] = build_engines(settings)
+    return extract_case(row, settings, _ENGINES[key]).features
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("radfeat", "pyradiomics-bhklab", "SimpleITK", "numpy", "pandas", "pyarrow", "PyWavelets"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+@dataclass
+class ExtractionResult:
+    """The written table, the failures file (if any) and the run summary."""
+
+    table_path: Path
+    failures_path: Path | None
+    summary: RunSummary
+    table: pd.DataFrame
+
+
+def extract_table(
+    manifest_path: str | Path,
+    out_path: str | Path,
+    *,
+    settings_path: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    timeout_s: float | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    progress: Callable[[dict], None] | None = None,
+) -> ExtractionResult:
+    """Extract every case of a manifest into one table (Parquet or CSV by ``out_path``'s suffix).
+
+    Parameters
+    ----------
+    manifest_path : str or Path
+        Cohort manifest (CSV or Parquet).
+    out_path : str or Path
+        The table; ``<out>.cache/`` holds finished cases, ``<out>.failures.csv`` the failed ones.
+    settings_path, settings :
+        A YAML file (merged over the defaults) or an already loaded settings dict.
+    jobs : int, default=1
+        Local worker processes (loky); ITK/BLAS threads are capped at 1 per worker.
+    scheduler : str, optional
+        ``tcp://host:port`` of a Dask scheduler: the same per-case function runs on its workers
+        (they must see the same file paths).
+    timeout_s : float, optional
+        Per-case limit (default from the settings' ``run.timeout_s``; not enforced on Dask workers).
+    """
+    out_path = Path(out_path)
+    settings = settings if settings is not None else load_settings(settings_path)
+    s_hash = settings_hash(settings)
+    manifest = load_manifest(manifest_path)
+    ids = manifest.table["case_id"]
+    bad = sorted(set(ids[ids.duplicated()])) + (["<empty>"] if (ids == "").any() else [])
+    if bad:
+        raise ManifestError(
+            f"case ids must be unique and non-empty; offending: {bad[:10]}",
+            path=manifest.path, hint="run `radfeat validate` and fix the case_id column",
+        )
+    rows = [_row_dict(r) for r in manifest.table.to_dict("records")]
+    timeout = timeout_s if timeout_s is not None else (settings.get("run") or {}).get("timeout_s")
+    summary = run_cases(
+        rows,
+        functools.partial(_features_of, settings=settings, key=s_hash),
+        cache_dir=out_path.with_name(out_path.name + ".cache"),
+        fingerprint=input_fingerprint,
+        settings_hash=s_hash,
+        jobs=jobs,
+        scheduler=scheduler,
+        timeout_s=timeout,
+        force=force,
+        retry_failed=retry_failed,
+        progress=progress,
+    )
+    original = pd.read_csv(manifest.path, dtype={"case_id": str}) if manifest.path.suffix.lower() != ".parquet" \
+        else pd.read_parquet(manifest.path)
+    original["case_id"] = manifest.table["case_id"].to_numpy()
+    done = [r["case_id"] for r in rows if r["case_id"] in summary.results]
+    features = pd.DataFrame.from_dict({c: summary.results[c] for c in done}, orient="index")
+    features.index.name = "case_id"
+    carried = original.set_index("case_id").loc[done]
+    table = carried.join(features) if len(done) else carried
+    provenance = {
+        "radfeat_table_version": 1,
+        "created": utc_now(),
+        "manifest": str(manifest.path),
+        "settings": settings,
+        "settings_hash": s_hash,
+        "versions": library_versions(),
+        "input_fingerprints": {r["case_id"]: input_fingerprint(r) for r in rows},
+        "n_cases": len(rows),
+        "n_extracted": len(done),
+        "n_failed": len(summary.failures),
+    }
+    write_table(table, out_path, provenance)
+    failures = write_failures(summary.failures, out_path.with_name(out_path.name + ".failures.csv"))
+    return ExtractionResult(out_path, failures, summary, table)
+
+
+def _row_dict(row: dict) -> dict:
+    return {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}

@@ -1,0 +1,1 @@
+"""Pure feature math, one module per family: radiomics (pyradiomics), PET descriptors, habitats."""

@@ -1,0 +1,67 @@
+"""The feature table: one row per case, manifest columns then namespaced feature columns.
+
+Parquet (default) keeps provenance in the file's metadata under the key ``radfeat``; CSV output
+writes the same provenance to ``<table>.meta.json``. Feature columns are
+``{modality}_{region}_{image_type}_{family}_{feature}``; :func:`feature_columns` finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from radfeat._atomic import atomic_path, write_text
+
+__all__ = ["FEATURE_PREFIXES", "feature_columns", "write_table", "read_table", "read_provenance"]
+
+#: Namespaces of feature columns (modality or habitat-level features).
+FEATURE_PREFIXES = ("ct_", "pet_", "hab_")
+_FEATURE_RE = re.compile(r"^(ct|pet|hab)_[A-Za-z0-9]+_")
+METADATA_KEY = b"radfeat"
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """The feature columns of a radfeat table (namespaced ``ct_…``, ``pet_…``, ``hab_…``)."""
+    return [c for c in table.columns if isinstance(c, str) and _FEATURE_RE.match(c)]
+
+
+def write_table(table: pd.DataFrame, path: str | Path, provenance: dict[str, Any]) -> Path:
+    """Write atomically as Parquet (``.parquet``) or CSV (``.csv``) with provenance metadata."""
+    path = Path(path)
+    text = json.dumps(provenance, default=str, sort_keys=True)
+    if path.suffix.lower() == ".csv":
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=True)
+        write_text(text, path.with_name(path.name + ".meta.json"))
+        return path
+    arrow = pa.Table.from_pandas(table, preserve_index=True)
+    metadata = {**(arrow.schema.metadata or {}), METADATA_KEY: text.encode()}
+    arrow = arrow.replace_schema_metadata(metadata)
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a radfeat (or any) feature table, Parquet or CSV, indexed by ``case_id`` when present."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        table = pd.read_csv(path, dtype={"case_id": str})
+        return table.set_index("case_id") if "case_id" in table.columns else table
+    return pd.read_parquet(path)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """The provenance dict written with the table (empty when the table has none)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        meta = path.with_name(path.name + ".meta.json")
+        return json.loads(meta.read_text()) if meta.exists() else {}
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}
