@@ -133,8 +133,15 @@ def extract(
     try:
         with _progress(quiet) as progress:
             result = extract_table(
-                manifest, output, settings=effective, jobs=jobs, scheduler=scheduler, timeout_s=timeout,
-                force=force, retry_failed=retry_failed, progress=progress,
+                manifest,
+                output,
+                settings=effective,
+                jobs=jobs,
+                scheduler=scheduler,
+                timeout_s=timeout,
+                force=force,
+                retry_failed=retry_failed,
+                progress=progress,
             )
     except RadfeatError as exc:
         err.print(str(exc), markup=False)
@@ -142,7 +149,8 @@ def extract(
     summary = result.summary
     out.print(
         f"table: {result.table_path} ({len(result.table)} cases × {len(result.table.columns)} columns; "
-        f"{summary.n_cached} from cache, {summary.seconds:.1f} s)", markup=False,
+        f"{summary.n_cached} from cache, {summary.seconds:.1f} s)",
+        markup=False,
     )
     if summary.interrupted:
         err.print("interrupted: finished cases are cached; rerun the same command to resume")
@@ -167,9 +175,14 @@ class _progress:
         if self.quiet:
             return self._log
         self.bar = Progress(
-            TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=err, transient=False,
+            TextColumn("[bold]extract"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
         )
         self.bar.start()
         self.task = None
@@ -192,8 +205,12 @@ class _progress:
         self.done += 1
         self.failed += 0 if status.get("ok") else 1
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.update(self.task, completed=self.done, failed=self.failed,
-                        rate=f"{60 * self.done / elapsed:.1f} cases/min")
+        self.bar.update(
+            self.task,
+            completed=self.done,
+            failed=self.failed,
+            rate=f"{60 * self.done / elapsed:.1f} cases/min",
+        )
 
     def __exit__(self, *exc) -> None:
         if not self.quiet:
@@ -231,12 +248,14 @@ def demo(
     out_dir: Path = typer.Option(Path("radfeat_demo"), "--out", help="Output folder."),
     cases: int = typer.Option(24, "--cases", "-n", min=4, help="Number of synthetic patients."),
     seed: int = typer.Option(0, help="Random seed."),
+    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Worker processes."),
 ) -> None:
     """Synthesise a PET/CT cohort and run every radfeat stage on it; print where results went."""
     from radfeat.demo import run_demo
 
-    with err.status("running the radfeat demo…"):
-        result = run_demo(out_dir, cases, seed)
+    err.print(f"radfeat demo: {cases} synthetic PET/CT cases → {out_dir}")
+    with _progress(quiet=False) as progress:
+        result = run_demo(out_dir, cases, seed, jobs=jobs, progress=progress)
     table = Table(title="radfeat demo: outputs")
     table.add_column("stage")
     table.add_column("path", overflow="fold")

@@ -93,7 +93,8 @@ def extract_table(
     if bad:
         raise ManifestError(
             f"case ids must be unique and non-empty; offending: {bad[:10]}",
-            path=manifest.path, hint="run `radfeat validate` and fix the case_id column",
+            path=manifest.path,
+            hint="run `radfeat validate` and fix the case_id column",
         )
     rows = [_row_dict(r) for r in manifest.table.to_dict("records")]
     timeout = timeout_s if timeout_s is not None else (settings.get("run") or {}).get("timeout_s")
@@ -110,8 +111,11 @@ def extract_table(
         retry_failed=retry_failed,
         progress=progress,
     )
-    original = pd.read_csv(manifest.path, dtype={"case_id": str}) if manifest.path.suffix.lower() != ".parquet" \
+    original = (
+        pd.read_csv(manifest.path, dtype={"case_id": str})
+        if manifest.path.suffix.lower() != ".parquet"
         else pd.read_parquet(manifest.path)
+    )
     original["case_id"] = manifest.table["case_id"].to_numpy()
     done = [r["case_id"] for r in rows if r["case_id"] in summary.results]
     features = pd.DataFrame.from_dict({c: summary.results[c] for c in done}, orient="index")

@@ -84,11 +84,14 @@ def _stage(name: str, case_id: str, timings: dict[str, float]):
             if exc is None or isinstance(exc, CaseFailure):
                 return False
             if isinstance(exc, RadfeatError):
-                raise CaseFailure(exc.message, stage=name, case_id=case_id, path=exc.path,
-                                  hint=exc.hint) from exc
+                raise CaseFailure(
+                    exc.message, stage=name, case_id=case_id, path=exc.path, hint=exc.hint
+                ) from exc
             if isinstance(exc, (ValueError, RuntimeError, ArithmeticError, MemoryError)):
                 raise CaseFailure(
-                    f"{type(exc).__name__}: {exc}", stage=name, case_id=case_id,
+                    f"{type(exc).__name__}: {exc}",
+                    stage=name,
+                    case_id=case_id,
                     hint=_hint_for(name),
                 ) from exc
             return False
@@ -111,8 +114,11 @@ def _check_finite(image: sitk.Image, mask: sitk.Image, what: str, path: str, cas
     bad = int((~np.isfinite(values)).sum())
     if bad:
         raise CaseFailure(
-            f"{bad} voxel(s) inside the mask are NaN or infinite", stage="read", case_id=case_id,
-            path=path, hint=f"repair the {what} volume (NaN voxels) or exclude the case",
+            f"{bad} voxel(s) inside the mask are NaN or infinite",
+            stage="read",
+            case_id=case_id,
+            path=path,
+            hint=f"repair the {what} volume (NaN voxels) or exclude the case",
         )
 
 
@@ -164,7 +170,9 @@ def extract_case(
             if not sitk.GetArrayViewFromImage(pet_mask).any():
                 raise CaseFailure(
                     "the tumour covers no PET voxel (mask moved onto the PET grid is empty)",
-                    stage="read", case_id=case_id, path=row["pet"],
+                    stage="read",
+                    case_id=case_id,
+                    path=row["pet"],
                     hint="check that PET and CT share a frame of reference, or give a pet_mask",
                 )
             _check_finite(pet, pet_mask, "PET", row["pet"], case_id)
@@ -173,8 +181,10 @@ def extract_case(
             with _stage("pet_descriptors", case_id, timings):
                 opts = {k: v for k, v in descriptor_settings.items() if k != "enabled"}
                 values = pet_descriptors(
-                    sitk.GetArrayViewFromImage(pet), sitk.GetArrayViewFromImage(pet_mask) > 0,
-                    pet.GetSpacing(), **opts,
+                    sitk.GetArrayViewFromImage(pet),
+                    sitk.GetArrayViewFromImage(pet_mask) > 0,
+                    pet.GetSpacing(),
+                    **opts,
                 )
                 features.update({column_name("pet", "tumour", f"suv_{k}"): v for k, v in values.items()})
         if "pet" in engines:
@@ -204,6 +214,9 @@ def _raise_grid(image: sitk.Image, mask: sitk.Image, row: dict, case_id: str) ->
 
     detail = "; ".join(str(m) for m in compare_geometry(image, mask))
     raise CaseFailure(
-        f"image/mask geometry mismatch: {detail}", stage="read", case_id=case_id, path=row["mask"],
+        f"image/mask geometry mismatch: {detail}",
+        stage="read",
+        case_id=case_id,
+        path=row["mask"],
         hint="resample the mask onto the image grid, or re-export it from the image series",
     )

@@ -132,18 +132,23 @@ def execute_task(task: dict[str, Any], work: Callable[[dict], dict], timeout_s: 
     try:
         features = _with_timeout(lambda: work(row), timeout_s)
     except _Timeout:
-        record = {"case_id": row["case_id"], "stage": "timeout",
-                  "error": f"case took longer than {timeout_s:g} s",
-                  "hint": "raise run.timeout_s in the settings (--timeout), or check the case's size",
-                  "path": ""}
+        record = {
+            "case_id": row["case_id"],
+            "stage": "timeout",
+            "error": f"case took longer than {timeout_s:g} s",
+            "hint": "raise run.timeout_s in the settings (--timeout), or check the case's size",
+            "path": "",
+        }
     except Exception as exc:  # noqa: BLE001 - isolate the case, record why
-        record = {"case_id": row["case_id"], "stage": getattr(exc, "stage", "unexpected"),
-                  "error": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
-                  "hint": getattr(exc, "hint", None) or "report this with the case's files",
-                  "path": getattr(exc, "path", None) or ""}
+        record = {
+            "case_id": row["case_id"],
+            "stage": getattr(exc, "stage", "unexpected"),
+            "error": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+            "hint": getattr(exc, "hint", None) or "report this with the case's files",
+            "path": getattr(exc, "path", None) or "",
+        }
     else:
-        record = {"case_id": row["case_id"], "features": features,
-                  "seconds": time.perf_counter() - t0}
+        record = {"case_id": row["case_id"], "features": features, "seconds": time.perf_counter() - t0}
         cache.store(row["case_id"], key, record)
         return {"case_id": row["case_id"], "ok": True, "seconds": record["seconds"]}
     record["seconds"] = time.perf_counter() - t0
@@ -222,8 +227,13 @@ def run_cases(
         progress({"total": len(rows)})
         for row in rows:
             if row["case_id"] not in {t["row"]["case_id"] for t in tasks}:
-                progress({"case_id": row["case_id"], "cached": True,
-                          "ok": cache.load(row["case_id"], keys[row["case_id"]]) is not None})
+                progress(
+                    {
+                        "case_id": row["case_id"],
+                        "cached": True,
+                        "ok": cache.load(row["case_id"], keys[row["case_id"]]) is not None,
+                    }
+                )
     try:
         for status in _iterate(tasks, work, timeout_s, jobs, scheduler):
             if progress:
@@ -240,7 +250,9 @@ def run_cases(
             continue
         failed = cache.load_failure(case, key)
         if failed is not None:
-            summary.failures.append({k: failed.get(k, "") for k in ("case_id", "stage", "error", "hint", "path")})
+            summary.failures.append(
+                {k: failed.get(k, "") for k in ("case_id", "stage", "error", "hint", "path")}
+            )
     summary.seconds = time.perf_counter() - t0
     return summary
 

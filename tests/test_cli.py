@@ -39,3 +39,6 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "cohort manifest" in result.stdout
     report = json.loads((tmp_path / "demo" / "validation.json").read_text())
     assert report["ok"] and report["n_cases"] == 6
+    table = pd.read_parquet(tmp_path / "demo" / "features.parquet")
+    assert len(table) == 6 and "ct_tumour_wavelet-LLH_glcm_Contrast" in table.columns
+    assert "feature table" in result.stdout

@@ -7,7 +7,6 @@ starts to agree (then the list must be updated).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
@@ -74,6 +73,8 @@ def test_ibsi_digital_phantom(phantom, capsys):
     passed += ["loc_peak_loc", "loc_peak_glob"]
 
     with capsys.disabled():
-        print(f"\nIBSI 1 digital phantom: {len(passed)} of {len(ref)} consensus values reproduced "
-              f"({len(passed) + len(deviating)} mapped; deviations: {sorted(deviating)})")
+        print(
+            f"\nIBSI 1 digital phantom: {len(passed)} of {len(ref)} consensus values reproduced "
+            f"({len(passed) + len(deviating)} mapped; deviations: {sorted(deviating)})"
+        )
     assert len(passed) == 103 and len(ref) == 482

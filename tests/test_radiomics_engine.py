@@ -54,8 +54,10 @@ def test_sarcoma_pet_parity_with_plain_pyradiomics(shared_data):
     folder = shared_data / "sts_petct" / "STS_003"
     pet = sitk.ReadImage(str(folder / "PET_image.nii.gz"))
     mask = sitk.ReadImage(str(folder / "PET_mask.nii.gz"))
-    for setting in ({"binWidth": 0.25}, {"binWidth": 0.25, "resampledPixelSpacing": [3.0, 3.0, 3.0],
-                                          "interpolator": "sitkLinear"}):
+    for setting in (
+        {"binWidth": 0.25},
+        {"binWidth": 0.25, "resampledPixelSpacing": [3.0, 3.0, 3.0], "interpolator": "sitkLinear"},
+    ):
         params = _params({"Original": {}, "LoG": {"sigma": [3.0, 5.0]}}, **setting)
         plain = _plain(params, pet, mask)
         ours = RadiomicsEngine(params).extract(pet, {"tumour": mask})["tumour"]

@@ -45,9 +45,7 @@ def _sphere_means(suv: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return total / count
 
 
-def suv_peak(
-    suv: np.ndarray, mask: np.ndarray, spacing_xyz, sphere_ml: float = 1.0
-) -> tuple[float, float]:
+def suv_peak(suv: np.ndarray, mask: np.ndarray, spacing_xyz, sphere_ml: float = 1.0) -> tuple[float, float]:
     """Local and global SUVpeak: mean SUV in a ``sphere_ml`` sphere (1 mL → radius 6.20 mm).
 
     Local (IBSI "local intensity peak"): the sphere centred on the hottest tumour voxel (the highest
@@ -181,7 +179,10 @@ def pet_descriptors(
     }
     pct_tag = f"{mtv_percent_of_max:g}".replace(".", "p")
     abs_tag = f"SUV{mtv_absolute_suv:g}".replace(".", "p")
-    for tag, threshold in ((pct_tag, mtv_percent_of_max / 100.0 * suv_max), (f"_{abs_tag}", mtv_absolute_suv)):
+    for tag, threshold in (
+        (pct_tag, mtv_percent_of_max / 100.0 * suv_max),
+        (f"_{abs_tag}", mtv_absolute_suv),
+    ):
         mtv, sel = metabolic_tumour_volume_ml(voi, threshold, voxel_ml)
         mean = float(voi[sel].mean()) if sel.any() else 0.0
         out[f"MTV{tag}_ml"] = mtv

@@ -25,7 +25,8 @@ import SimpleITK as sitk
 
 __all__ = ["RadiomicsEngine", "filter_margin_voxels", "column_name", "make_extractor"]
 
-#: Gaussian widths (in σ) after which the recursive LoG filter's boundary effect is < 1e-7 relative (measured on lung1).
+#: Gaussian widths (σ) of context after which the recursive LoG filter's boundary effect is below
+#: 1e-7 relative (measured on lung1 against full-image filtering).
 LOG_MARGIN_SIGMAS = 12.0
 
 
@@ -129,7 +130,9 @@ def _resample_cropped(
     if isinstance(interpolator, str):
         interpolator = getattr(sitk, interpolator)
     resampled = sitk.Resample(cropped, grid, sitk.Transform(), interpolator, 0.0, image.GetPixelID())
-    resampled_mask = sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID())
+    resampled_mask = sitk.Resample(
+        mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID()
+    )
     return resampled, resampled_mask
 
 

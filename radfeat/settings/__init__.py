@@ -16,7 +16,11 @@ DEFAULT_SETTINGS_PATH = Path(__file__).with_name("default.yaml")
 MODALITIES = ("ct", "pet")
 _TOP_KEYS = {"version", *MODALITIES, "pet_descriptors", "run"}
 _DESCRIPTOR_KEYS = {
-    "enabled", "peak_sphere_ml", "mtv_percent_of_max", "mtv_absolute_suv", "heterogeneity_factor_range",
+    "enabled",
+    "peak_sphere_ml",
+    "mtv_percent_of_max",
+    "mtv_absolute_suv",
+    "heterogeneity_factor_range",
 }
 _RUN_KEYS = {"timeout_s", "mask_label"}
 
@@ -62,7 +66,9 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
         )
     lo, hi = descriptors.get("heterogeneity_factor_range", [40, 80])
     if not 0 < lo < hi <= 100:
-        raise ValueError(f"{source}: heterogeneity_factor_range must satisfy 0 < lo < hi <= 100, got {[lo, hi]}")
+        raise ValueError(
+            f"{source}: heterogeneity_factor_range must satisfy 0 < lo < hi <= 100, got {[lo, hi]}"
+        )
     bad = set(settings.get("run") or {}) - _RUN_KEYS
     if bad:
         raise ValueError(f"{source}: run: unknown key(s) {sorted(bad)}; valid: {sorted(_RUN_KEYS)}")
