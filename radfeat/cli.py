@@ -115,6 +115,9 @@ def extract(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute cases that failed before."),
     print_settings: bool = typer.Option(False, "--print-settings", help="Print effective settings, exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; log lines only."),
+    habitats: Path | None = typer.Option(
+        None, "--habitats", help="Fitted habitat model folder: join habitat features into the table."
+    ),
 ) -> None:
     """Extract CT/PET radiomics and PET descriptors for every case into one feature table."""
     from radfeat.errors import RadfeatError
@@ -142,10 +145,16 @@ def extract(
                 force=force,
                 retry_failed=retry_failed,
                 progress=progress,
+                habitat_model=habitats,
             )
-    except RadfeatError as exc:
+    except (RadfeatError, FileNotFoundError) as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(EXIT_DATA) from None
+    _report_extraction(result)
+
+
+def _report_extraction(result) -> None:
+    """Print where the table went; exit 1 (listing them) when cases failed, 130 when interrupted."""
     summary = result.summary
     out.print(
         f"table: {result.table_path} ({len(result.table)} cases × {len(result.table.columns)} columns; "
@@ -215,6 +224,93 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if not self.quiet:
             self.bar.stop()
+
+
+habitats_app = typer.Typer(
+    help="Habitat (sub-region) model: fit on training cases, apply to a cohort.", no_args_is_help=True
+)
+app.add_typer(habitats_app, name="habitats")
+
+
+@habitats_app.command("fit")
+def habitats_fit(
+    manifest: Path = typer.Argument(..., help="Cohort manifest."),
+    output: Path = typer.Option(Path("habitat_model"), "--output", "-o", help="Model folder to write."),
+    train_ids: str | None = typer.Option(None, "--train-ids", help="Comma-separated training case ids."),
+    cohort: str | None = typer.Option(None, "--cohort", help="Use the cases of this `cohort` value."),
+    settings: Path | None = typer.Option(None, "--settings", help="YAML settings (habitats block)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1),
+) -> None:
+    """Fit the population habitat model on the training cases only (no other case is read)."""
+    from radfeat.errors import RadfeatError
+    from radfeat.habitats import fit_habitat_model, model_summary
+    from radfeat.manifest import load_manifest
+    from radfeat.settings import load_settings
+
+    if (train_ids is None) == (cohort is None):
+        err.print("give exactly one of --train-ids or --cohort")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        effective = load_settings(settings)
+        table = load_manifest(manifest).table
+        if cohort is not None:
+            if "cohort" not in table.columns:
+                err.print("the manifest has no `cohort` column; use --train-ids")
+                raise typer.Exit(EXIT_USAGE)
+            ids = table.loc[table["cohort"].astype(str) == cohort, "case_id"].tolist()
+        else:
+            ids = [i.strip() for i in train_ids.split(",") if i.strip()]
+        rows = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in table.to_dict("records")
+        ]
+        model = fit_habitat_model(rows, ids, effective, jobs=jobs)
+    except (RadfeatError, ValueError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_DATA) from None
+    model.save(output)
+    out.print(
+        f"habitat model: {output} (k = {model.k_} chosen by Calinski-Harabasz on "
+        f"{len(model.train_ids_)} training cases)",
+        markup=False,
+    )
+    out.print(model_summary(model).round(2).to_string(), markup=False)
+
+
+@habitats_app.command("apply")
+def habitats_apply(
+    manifest: Path = typer.Argument(..., help="Cohort manifest."),
+    model: Path = typer.Option(..., "--model", help="Fitted habitat model folder."),
+    output: Path = typer.Option(Path("habitat_features.parquet"), "--output", "-o"),
+    settings: Path | None = typer.Option(None, "--settings", help="YAML settings (radiomics sets)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1),
+    force: bool = typer.Option(False, "--force"),
+    retry_failed: bool = typer.Option(False, "--retry-failed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Apply a fitted habitat model: label maps (NIfTI) and habitat features for every case."""
+    from radfeat.errors import RadfeatError
+    from radfeat.habitats import apply_habitat_model, labels_dir_for
+    from radfeat.settings import load_settings
+
+    try:
+        effective = load_settings(settings)
+        with _progress(quiet) as progress:
+            result = apply_habitat_model(
+                manifest,
+                model,
+                output,
+                settings=effective,
+                jobs=jobs,
+                force=force,
+                retry_failed=retry_failed,
+                progress=progress,
+            )
+    except (RadfeatError, FileNotFoundError, ValueError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_DATA) from None
+    out.print(f"label maps: {labels_dir_for(output)}", markup=False)
+    _report_extraction(result)
 
 
 @app.command()

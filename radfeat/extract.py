@@ -23,12 +23,17 @@ __all__ = ["ExtractionResult", "extract_table", "library_versions"]
 _ENGINES: dict[str, Any] = {}
 
 
-def _features_of(row: dict, settings: dict, key: str) -> dict[str, float]:
+def _features_of(row: dict, settings: dict, key: str, habitats=None, habitats_only: bool = False) -> dict:
     """Worker entry point: engines are built once per worker process and settings hash."""
-    if key not in _ENGINES:
-        _ENGINES.clear()
-        _ENGINES[key] = build_engines(settings)
-    return extract_case(row, settings, _ENGINES[key]).features
+    features: dict = {}
+    if not habitats_only:
+        if key not in _ENGINES:
+            _ENGINES.clear()
+            _ENGINES[key] = build_engines(settings)
+        features.update(extract_case(row, settings, _ENGINES[key]).features)
+    if habitats is not None:
+        features.update(habitats(row))
+    return features
 
 
 def library_versions() -> dict[str, str]:
@@ -65,6 +70,8 @@ def extract_table(
     force: bool = False,
     retry_failed: bool = False,
     progress: Callable[[dict], None] | None = None,
+    habitat_model: str | Path | None = None,
+    habitats_only: bool = False,
 ) -> ExtractionResult:
     """Extract every case of a manifest into one table (Parquet or CSV by ``out_path``'s suffix).
 
@@ -83,6 +90,9 @@ def extract_table(
         (they must see the same file paths).
     timeout_s : float, optional
         Per-case limit (default from the settings' ``run.timeout_s``; not enforced on Dask workers).
+    habitat_model : str or Path, optional
+        A fitted habitat model folder: habitat features join the table, label maps go to
+        ``<out>_labels/``. ``habitats_only`` skips the whole-tumour features.
     """
     out_path = Path(out_path)
     settings = settings if settings is not None else load_settings(settings_path)
@@ -97,10 +107,22 @@ def extract_table(
             hint="run `radfeat validate` and fix the case_id column",
         )
     rows = [_row_dict(r) for r in manifest.table.to_dict("records")]
+    habitats = None
+    if habitat_model is not None:
+        from radfeat.features.habitats import HabitatModel
+        from radfeat.habitats import habitat_work
+
+        model = HabitatModel.load(habitat_model)
+        habitats = habitat_work(habitat_model, settings, out_path)
+        s_hash = settings_hash(
+            {"settings": s_hash, "habitat_model": model.fingerprint(), "habitats_only": habitats_only}
+        )
     timeout = timeout_s if timeout_s is not None else (settings.get("run") or {}).get("timeout_s")
     summary = run_cases(
         rows,
-        functools.partial(_features_of, settings=settings, key=s_hash),
+        functools.partial(
+            _features_of, settings=settings, key=s_hash, habitats=habitats, habitats_only=habitats_only
+        ),
         cache_dir=out_path.with_name(out_path.name + ".cache"),
         fingerprint=input_fingerprint,
         settings_hash=s_hash,
@@ -134,6 +156,13 @@ def extract_table(
         "n_extracted": len(done),
         "n_failed": len(summary.failures),
     }
+    if habitat_model is not None:
+        provenance["habitat_model"] = {
+            "path": str(Path(habitat_model).resolve()),
+            "k": model.k_,
+            "train_ids": model.train_ids_,
+            "fingerprint": model.fingerprint(),
+        }
     write_table(table, out_path, provenance)
     failures = write_failures(summary.failures, out_path.with_name(out_path.name + ".failures.csv"))
     return ExtractionResult(out_path, failures, summary, table)

@@ -410,3 +410,58 @@ def make_cohort(
     }
     write_text(pd.Series(params).to_json(indent=2), out / "synth_params.json")
     return manifest
+
+
+def habitat_phantom(
+    rng: np.random.Generator, *, radius_mm: float = 14.0, noise_hu: float = 15.0, noise_suv: float = 0.08
+) -> tuple[sitk.Image, sitk.Image, sitk.Image, np.ndarray]:
+    """A tumour made of three known sub-regions, for habitat tests.
+
+    Necrotic core (≈15 HU, SUV ≈ 0.5, smooth), solid viable rim (≈40 HU, SUV ≈ 8, heterogeneous) and a
+    ground-glass crescent on one side (≈ −550 HU, SUV ≈ 2.5, mottled), in lung at −850 HU; all on a
+    1 mm in-plane × 2 mm grid, PET with mild blur.
+
+    Returns
+    -------
+    ct, pet, mask : SimpleITK.Image
+        CT (HU), PET (SUV) and the tumour mask, all on the CT grid.
+    truth : ndarray of int, (z, y, x)
+        0 outside, 1 necrosis, 2 ground glass, 3 solid rim (the order of mean SUV).
+    """
+    shape = (32, 64, 64)
+    spacing = np.array([1.0, 1.0, 2.0])
+    zz, yy, xx = np.indices(shape).astype(float)
+    zz, yy, xx = zz * spacing[2], yy * spacing[1], xx * spacing[0]
+    c = np.array([32.0, 32.0, 32.0]) + rng.uniform(-3, 3, 3)
+    r = np.sqrt((xx - c[0]) ** 2 + (yy - c[1]) ** 2 + (zz - c[2]) ** 2)
+    tumour = r <= radius_mm
+    core = r <= radius_mm * rng.uniform(0.4, 0.5)
+    direction = rng.standard_normal(3)
+    direction /= np.linalg.norm(direction)
+    side = ((xx - c[0]) * direction[0] + (yy - c[1]) * direction[1] + (zz - c[2]) * direction[2]) / radius_mm
+    ggo = tumour & ~core & (side > 0.35)
+    truth = np.zeros(shape, np.int64)
+    truth[tumour] = 3
+    truth[ggo] = 2
+    truth[core] = 1
+    # Each sub-region has its own level and texture: smooth necrosis, mottled ground glass,
+    # heterogeneous viable tumour. ``noise_hu`` / ``noise_suv`` scale the texture amplitudes.
+    texture = ndimage.gaussian_filter(rng.standard_normal(shape), 1.0)
+    texture /= texture.std()
+    hu = np.full(shape, -850.0) + noise_hu * rng.standard_normal(shape)
+    for label, level, amp in ((3, 40.0, 2.0), (2, -550.0, 4.0), (1, 15.0, 0.3)):
+        region = truth == label
+        hu[region] = (
+            level + noise_hu * amp * texture[region] + 0.5 * noise_hu * rng.standard_normal(region.sum())
+        )
+    suv = np.full(shape, 0.6)
+    for label, level, amp in ((3, 8.0, 2.5), (2, 2.5, 1.0), (1, 0.5, 0.3)):
+        region = truth == label
+        suv[region] = level * (1 + noise_suv * amp * texture[region])
+    suv = ndimage.gaussian_filter(suv, 0.6) * (1 + 0.5 * noise_suv * rng.standard_normal(shape))
+    images = []
+    for arr in (hu, np.clip(suv, 0, None), tumour.astype(np.uint8)):
+        img = sitk.GetImageFromArray(arr.astype(np.uint8 if arr.dtype == np.uint8 else np.float32))
+        img.SetSpacing(tuple(spacing))
+        images.append(img)
+    return images[0], images[1], images[2], truth

@@ -107,10 +107,23 @@ def test_invalid_settings_and_bad_masks_raise_clearly():
     image, masks = _blob_case()
     empty = sitk.Image(image.GetSize(), sitk.sitkUInt8)
     empty.CopyInformation(image)
-    with pytest.raises(ValueError, match=r"region\(s\) \['gone'\]"):
+    with pytest.raises(ValueError, match="region 'gone' is empty"):
         RadiomicsEngine(_params({"Original": {}})).extract(image, {"gone": empty})
     one = sitk.Image(image.GetSize(), sitk.sitkUInt8)
     one.CopyInformation(image)
     one[30, 30, 20] = 1
     with pytest.raises(ValueError, match="region 'dot'"):
         RadiomicsEngine(_params({"Original": {}}, minimumROISize=5)).extract(image, {"dot": one})
+
+
+def test_tolerant_extraction_gives_nan_with_reason_for_small_regions():
+    image, masks = _blob_case()
+    tiny = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    tiny.CopyInformation(image)
+    tiny[30, 30, 20] = 1
+    engine = RadiomicsEngine(_params({"Original": {}}, binWidth=5))
+    values, errors = engine.extract_with_errors(image, {"core": masks["core"], "dot": tiny})
+    assert set(errors) == {"dot"} and "single voxel" in errors["dot"]
+    assert set(values["dot"]) == set(values["core"]) == set(engine.feature_keys())
+    assert all(np.isnan(v) for v in values["dot"].values())
+    assert not any(np.isnan(v) for v in values["core"].values())

@@ -173,6 +173,51 @@ class RadiomicsEngine:
         return self._extractor.settings
 
     def extract(self, image: sitk.Image, masks: Mapping[str, sitk.Image]) -> dict[str, dict[str, float]]:
+        """Features per region; any region that cannot be computed raises ``ValueError`` naming it.
+
+        See :meth:`extract_with_errors` for the tolerant variant (NaN with a reason).
+        """
+        values, errors = self.extract_with_errors(image, masks)
+        if errors:
+            name, reason = next(iter(errors.items()))
+            raise ValueError(reason if reason.startswith("region") else f"region {name!r}: {reason}")
+        return values
+
+    def feature_keys(self) -> list[str]:
+        """The keys this engine returns for a valid region (computed once on a small test blob)."""
+        if not hasattr(self, "_keys"):
+            z, y, x = np.indices((24, 24, 24))
+            blob = ((z - 12) ** 2 + (y - 12) ** 2 + (x - 12) ** 2) < 49
+            rng = np.random.default_rng(0)
+            image = sitk.GetImageFromArray((100 * blob + rng.normal(0, 10, blob.shape)).astype(np.float32))
+            mask = sitk.GetImageFromArray(blob.astype(np.uint8))
+            mask.CopyInformation(image)
+            self._keys = list(self.extract(image, {"blob": mask})["blob"])
+        return self._keys
+
+    def extract_with_errors(
+        self, image: sitk.Image, masks: Mapping[str, sitk.Image]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+        """Features per region, tolerating regions that cannot be computed.
+
+        Returns ``(values, errors)``: a region that is empty or fails pyradiomics' checks (too small,
+        too thin) gets NaN for every key of :meth:`feature_keys` and its reason in ``errors``.
+        """
+        valid = {n: m for n, m in masks.items() if sitk.GetArrayViewFromImage(m).any()}
+        errors = {n: f"region {n!r} is empty" for n in masks if n not in valid}
+        values: dict[str, dict[str, float]] = {}
+        if valid:
+            values, more = self._extract(image, valid)
+            errors.update(more)
+        if errors:
+            nan = dict.fromkeys(self.feature_keys(), math.nan)
+            for name in errors:
+                values[name] = dict(nan)
+        return {n: values[n] for n in masks}, errors
+
+    def _extract(
+        self, image: sitk.Image, masks: Mapping[str, sitk.Image]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
         """Features per region.
 
         Parameters
@@ -184,8 +229,8 @@ class RadiomicsEngine:
 
         Returns
         -------
-        dict region → {pyradiomics key: value}. A region whose mask fails pyradiomics' checks (too
-        small, empty after resampling) raises ``ValueError`` naming the region.
+        (dict region → {pyradiomics key: value}, dict region → reason) for regions failing
+        pyradiomics' checks (too small, empty after resampling).
         """
         from radiomics import imageoperations
 
@@ -195,9 +240,6 @@ class RadiomicsEngine:
         resample = settings.get("resampledPixelSpacing") is not None and settings.get("interpolator")
 
         arrays = {name: sitk.GetArrayViewFromImage(m) > 0 for name, m in masks.items()}
-        empty = [name for name, a in arrays.items() if not a.any()]
-        if empty:
-            raise ValueError(f"mask of region(s) {empty} is empty")
         union_arr = np.zeros_like(next(iter(arrays.values())), dtype=np.uint8)
         for a in arrays.values():
             union_arr |= a.astype(np.uint8)
@@ -229,24 +271,27 @@ class RadiomicsEngine:
             }
 
         checked: dict[str, tuple[Any, sitk.Image]] = {}
+        errors: dict[str, str] = {}
         for name, mask in masks.items():
             mask = sitk.Cast(mask > 0, sitk.sitkUInt32)
             mask.CopyInformation(image)
             try:
                 bbox, corrected = imageoperations.checkMask(image, mask, **settings)
             except ValueError as exc:
-                raise ValueError(f"region {name!r}: {exc}") from exc
+                errors[name] = f"region {name!r}: {exc}"
+                continue
             if corrected is not None:
                 mask = corrected
             if bbox is None:
-                raise ValueError(
+                errors[name] = (
                     f"region {name!r}: mask fails pyradiomics' checks (too small, or outside the image "
                     f"after resampling; minimumROIDimensions={settings.get('minimumROIDimensions', 2)}, "
                     f"minimumROISize={settings.get('minimumROISize')})"
                 )
+                continue
             checked[name] = (bbox, mask)
 
-        out: dict[str, dict[str, float]] = {name: {} for name in masks}
+        out: dict[str, dict[str, float]] = {name: {} for name in checked}
         for name, (bbox, mask) in checked.items():
             out[name].update(ext.computeShape(image, mask, bbox, **settings))
 
@@ -257,7 +302,7 @@ class RadiomicsEngine:
                 for name, (bbox, mask) in checked.items():
                     cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, bbox)
                     out[name].update(ext.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
-        return {name: {k: _to_float(v) for k, v in feats.items()} for name, feats in out.items()}
+        return {name: {k: _to_float(v) for k, v in feats.items()} for name, feats in out.items()}, errors
 
 
 def _to_float(value: Any) -> float:

@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_SETTINGS_PATH", "load_settings", "settings_hash", "validate_
 
 DEFAULT_SETTINGS_PATH = Path(__file__).with_name("default.yaml")
 MODALITIES = ("ct", "pet")
-_TOP_KEYS = {"version", *MODALITIES, "pet_descriptors", "run"}
+_TOP_KEYS = {"version", *MODALITIES, "pet_descriptors", "habitats", "run"}
 _DESCRIPTOR_KEYS = {
     "enabled",
     "peak_sphere_ml",
@@ -69,6 +69,14 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
         raise ValueError(
             f"{source}: heterogeneity_factor_range must satisfy 0 < lo < hi <= 100, got {[lo, hi]}"
         )
+    habitats = dict(settings.get("habitats") or {})
+    habitats.pop("radiomics", None)
+    try:
+        from radfeat.features.habitats import HabitatSettings
+
+        HabitatSettings.from_dict(habitats)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {exc}") from None
     bad = set(settings.get("run") or {}) - _RUN_KEYS
     if bad:
         raise ValueError(f"{source}: run: unknown key(s) {sorted(bad)}; valid: {sorted(_RUN_KEYS)}")

@@ -1,0 +1,258 @@
+"""Habitat workflow: fit the population model on training cases, apply it to a cohort, write features.
+
+The maths is in :mod:`radfeat.features.habitats` and :mod:`radfeat.features.heterogeneity`; this
+module reads cases, runs them through the shared runner (parallel, cached, failures recorded) and
+writes the model, the habitat label maps (NIfTI, on each case's CT grid) and the feature table.
+
+Leakage guard, for cross-validation: ``fit_habitat_model(rows, train_ids=fold_train_ids)`` reads
+**only** the listed cases; ``habitat_case_features(row, model, settings)`` applies the fitted model to
+any other case. Refit inside every training fold.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from radfeat.errors import ManifestError
+from radfeat.features.habitats import (
+    HabitatMaps,
+    HabitatModel,
+    HabitatSettings,
+    Supervoxels,
+    supervoxels,
+    voxel_feature_maps,
+)
+from radfeat.features.heterogeneity import heterogeneity_features
+from radfeat.features.radiomics import RadiomicsEngine
+from radfeat.io import read_image, read_mask, read_pet_suv
+
+__all__ = [
+    "case_supervoxels",
+    "fit_habitat_model",
+    "habitat_case_features",
+    "apply_habitat_model",
+    "habitat_settings",
+]
+
+
+def habitat_settings(settings: dict[str, Any]) -> HabitatSettings:
+    """The ``habitats`` block of the radfeat settings as a :class:`HabitatSettings`."""
+    block = dict(settings.get("habitats") or {})
+    block.pop("radiomics", None)
+    return HabitatSettings.from_dict(block)
+
+
+def _read_case(
+    row: dict, hs: HabitatSettings, label: int
+) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
+    case = str(row["case_id"])
+    ct = read_image(row["ct"])
+    mask = read_mask(row["mask"], label, case_id=case)
+    mask.CopyInformation(ct)
+    pet = None
+    if hs.mode == "ct+pet":
+        if not row.get("pet"):
+            raise ValueError(f"case {case!r} has no PET; habitat mode 'ct+pet' needs one (or use mode 'ct')")
+        pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
+    return ct, mask, pet
+
+
+def case_supervoxels(row: dict, settings: dict[str, Any]) -> tuple[HabitatMaps, Supervoxels]:
+    """Voxel maps and stage-1 supervoxels of one case."""
+    hs = habitat_settings(settings)
+    label = int(row.get("mask_label") or settings["run"]["mask_label"])
+    ct, mask, pet = _read_case(row, hs, label)
+    maps = voxel_feature_maps(ct, mask, pet, hs)
+    return maps, supervoxels(maps, hs)
+
+
+def _stage1(row: dict, settings: dict[str, Any]) -> dict:
+    _, sv = case_supervoxels(row, settings)
+    return {"means": sv.means.tolist(), "raw_means": sv.raw_means.tolist(), "sizes": sv.sizes.tolist()}
+
+
+def fit_habitat_model(
+    rows: Iterable[dict],
+    train_ids: Iterable[str],
+    settings: dict[str, Any],
+    *,
+    jobs: int = 1,
+) -> HabitatModel:
+    """Fit the population habitat model on the training cases only.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Manifest rows (absolute paths). Only rows whose ``case_id`` is in ``train_ids`` are read.
+    train_ids : iterable of str
+        The training cases. Unknown ids raise ``ManifestError``.
+    """
+    from joblib import Parallel, delayed
+
+    train = set(map(str, train_ids))
+    chosen = [r for r in rows if str(r["case_id"]) in train]
+    missing = train - {str(r["case_id"]) for r in chosen}
+    if missing:
+        raise ManifestError(
+            f"training case id(s) not in the manifest: {sorted(missing)[:10]}",
+            hint="check --train-ids against the manifest's case_id column",
+        )
+    if not chosen:
+        raise ManifestError("no training cases given", hint="pass --train-ids or --cohort")
+    tables = Parallel(n_jobs=jobs)(delayed(_stage1)(r, settings) for r in chosen)
+    sv = {
+        str(r["case_id"]): Supervoxels(
+            np.empty(0, int), np.asarray(t["means"]), np.asarray(t["raw_means"]), np.asarray(t["sizes"])
+        )
+        for r, t in zip(chosen, tables, strict=True)
+    }
+    return HabitatModel(habitat_settings(settings)).fit(sv)
+
+
+def _habitat_engines(settings: dict[str, Any], mode: str) -> dict[str, RadiomicsEngine]:
+    """Per-habitat radiomics engines: the modality settings without resampling (the habitat grid is set)."""
+    if not (settings.get("habitats") or {}).get("radiomics", True):
+        return {}
+    engines = {}
+    for modality in ("ct", "pet") if mode == "ct+pet" else ("ct",):
+        block = copy.deepcopy(settings.get(modality))
+        if not block:
+            continue
+        setting = block.setdefault("setting", {})
+        setting.pop("resampledPixelSpacing", None)
+        setting.pop("interpolator", None)
+        block.get("featureClass", {}).pop("shape", None)  # habitat volumes are reported separately
+        engines[modality] = RadiomicsEngine(block)
+    return engines
+
+
+def habitat_case_features(
+    row: dict,
+    model: HabitatModel,
+    settings: dict[str, Any],
+    *,
+    labels_dir: str | Path | None = None,
+    engines: dict[str, RadiomicsEngine] | None = None,
+) -> dict[str, Any]:
+    """Apply a fitted habitat model to one case and compute its habitat features.
+
+    Columns: ``hab_h{i}_volume_ml`` / ``_fraction`` / ``_components`` / ``_SUVmean`` / ``_SUVmax``,
+    ``hab_msi_*``, ``hab_ith_score_3d`` / ``_2d``, ``hab_diversity_*``, per-habitat radiomics
+    ``ct_hab{i}_<key>`` and ``pet_hab{i}_<key>`` (NaN when the habitat is absent or too small, with the
+    reason in ``diagnostics_hab{i}_<modality>``). Writes ``<case>_habitats.nii.gz`` on the CT grid to
+    ``labels_dir`` when given.
+    """
+    hs = model.settings
+    label = int(row.get("mask_label") or settings["run"]["mask_label"])
+    ct, mask, pet = _read_case(row, hs, label)
+    maps = voxel_feature_maps(ct, mask, pet, hs)
+    labels_img = model.apply(maps)
+    labels = sitk.GetArrayFromImage(labels_img)
+    k = model.k_
+    voxel_ml = float(np.prod(labels_img.GetSpacing())) / 1000.0
+    out: dict[str, Any] = {"hab_k": float(k)}
+    out.update({f"hab_{key}": v for key, v in heterogeneity_features(labels, k, voxel_ml).items()})
+    if maps.pet is not None:
+        suv = sitk.GetArrayViewFromImage(maps.pet)
+        for h in range(1, k + 1):
+            inside = labels == h
+            out[f"hab_h{h}_SUVmean"] = float(suv[inside].mean()) if inside.any() else np.nan
+            out[f"hab_h{h}_SUVmax"] = float(suv[inside].max()) if inside.any() else np.nan
+    engines = engines if engines is not None else _habitat_engines(settings, hs.mode)
+    masks = {}
+    for h in range(1, k + 1):
+        m = sitk.Cast(labels_img == h, sitk.sitkUInt8)
+        m.CopyInformation(labels_img)
+        masks[f"hab{h}"] = m
+    for modality, engine in engines.items():
+        image = maps.ct if modality == "ct" else maps.pet
+        values, errors = engine.extract_with_errors(image, masks)
+        for region, feats in values.items():
+            out.update({f"{modality}_{region}_{key}": v for key, v in feats.items()})
+            out[f"diagnostics_{region}_{modality}"] = errors.get(region, "ok")
+    if labels_dir is not None:
+        from radfeat._atomic import write_image
+
+        write_image(maps.to_grid(labels_img, ct), Path(labels_dir) / f"{row['case_id']}_habitats.nii.gz")
+    return out
+
+
+_MODELS: dict[str, tuple[HabitatModel, dict]] = {}
+
+
+def _apply_worker(row: dict, model_dir: str, settings: dict, labels_dir: str | None) -> dict:
+    if model_dir not in _MODELS:
+        _MODELS.clear()
+        model = HabitatModel.load(model_dir)
+        _MODELS[model_dir] = (model, _habitat_engines(settings, model.settings.mode))
+    model, engines = _MODELS[model_dir]
+    try:
+        return habitat_case_features(row, model, settings, labels_dir=labels_dir, engines=engines)
+    except (ValueError, RuntimeError) as exc:
+        from radfeat.pipeline import CaseFailure
+
+        raise CaseFailure(
+            str(exc),
+            stage="habitats",
+            case_id=row["case_id"],
+            hint="a tumour of a few voxels cannot be split into habitats; check the mask",
+        ) from exc
+
+
+def apply_habitat_model(
+    manifest_path: str | Path,
+    model_dir: str | Path,
+    out_path: str | Path,
+    *,
+    settings: dict[str, Any],
+    jobs: int = 1,
+    force: bool = False,
+    retry_failed: bool = False,
+    progress: Callable[[dict], None] | None = None,
+):
+    """Habitat features of every case into a table (plus label maps in ``<out>_labels/``)."""
+    from radfeat.extract import extract_table
+
+    return extract_table(
+        manifest_path,
+        out_path,
+        settings=settings,
+        jobs=jobs,
+        force=force,
+        retry_failed=retry_failed,
+        progress=progress,
+        habitat_model=model_dir,
+        habitats_only=True,
+    )
+
+
+def labels_dir_for(out_path: str | Path) -> Path:
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.stem + "_labels")
+
+
+def habitat_work(model_dir: str | Path, settings: dict, out_path: str | Path) -> Callable[[dict], dict]:
+    """The per-case habitat function bound to a model and output (picklable for workers)."""
+    return functools.partial(
+        _apply_worker,
+        model_dir=str(Path(model_dir).resolve()),
+        settings=settings,
+        labels_dir=str(labels_dir_for(out_path)),
+    )
+
+
+def model_summary(model: HabitatModel) -> pd.DataFrame:
+    """One row per habitat: mean HU, SUV (and entropies) in the training data, ordered 1..k."""
+    table = pd.DataFrame(model.habitat_means_, columns=model.feature_names_)
+    table.index = [f"hab{h}" for h in range(1, model.k_ + 1)]
+    table.attrs["settings"] = asdict(model.settings)
+    return table
