@@ -119,7 +119,11 @@ def fit_habitat_model(
 
 
 def _habitat_engines(settings: dict[str, Any], mode: str) -> dict[str, RadiomicsEngine]:
-    """Per-habitat radiomics engines: the modality settings without resampling (the habitat grid is set)."""
+    """Per-habitat radiomics engines: each modality's feature set on its native grid.
+
+    Resampling settings are dropped, so every habitat is measured on the voxels its label map marks
+    and the values equal pyradiomics run on the same image and habitat mask.
+    """
     if not (settings.get("habitats") or {}).get("radiomics", True):
         return {}
     engines = {}
@@ -145,11 +149,12 @@ def habitat_case_features(
 ) -> dict[str, Any]:
     """Apply a fitted habitat model to one case and compute its habitat features.
 
-    Columns: ``hab_h{i}_volume_ml`` / ``_fraction`` / ``_components`` / ``_SUVmean`` / ``_SUVmax``,
-    ``hab_msi_*``, ``hab_ith_score_3d`` / ``_2d``, ``hab_diversity_*``, per-habitat radiomics
-    ``ct_hab{i}_<key>`` and ``pet_hab{i}_<key>`` (NaN when the habitat is absent or too small, with the
-    reason in ``diagnostics_hab{i}_<modality>``). Writes ``<case>_habitats.nii.gz`` on the CT grid to
-    ``labels_dir`` when given.
+    Columns: ``hab_h{i}_volume_ml`` / ``_fraction`` / ``_components`` (habitat grid),
+    ``hab_h{i}_SUVmean`` / ``_SUVmax`` (native PET grid), ``hab_msi_*``, ``hab_ith_score_3d`` / ``_2d``,
+    ``hab_diversity_*``, and per-habitat radiomics ``ct_hab{i}_<key>`` / ``pet_hab{i}_<key>`` on the
+    native CT / PET grids, each filter computed once for all habitats (NaN when the habitat is absent
+    or too small, with the reason in ``diagnostics_hab{i}_<modality>``). Writes
+    ``<case>_habitats.nii.gz`` on the CT grid to ``labels_dir`` when given.
     """
     hs = model.settings
     label = int(row.get("mask_label") or settings["run"]["mask_label"])
@@ -161,29 +166,39 @@ def habitat_case_features(
     voxel_ml = float(np.prod(labels_img.GetSpacing())) / 1000.0
     out: dict[str, Any] = {"hab_k": float(k)}
     out.update({f"hab_{key}": v for key, v in heterogeneity_features(labels, k, voxel_ml).items()})
-    if maps.pet is not None:
-        suv = sitk.GetArrayViewFromImage(maps.pet)
+    # Per-habitat intensities and radiomics on each modality's native grid (the habitat map is moved
+    # there with nearest neighbour), so SUVmax is not lowered by interpolation.
+    native = {"ct": (ct, maps.to_grid(labels_img, ct))}
+    if pet is not None:
+        native["pet"] = (pet, maps.to_grid(labels_img, pet))
+        suv = sitk.GetArrayViewFromImage(pet)
+        on_pet = sitk.GetArrayViewFromImage(native["pet"][1])
         for h in range(1, k + 1):
-            inside = labels == h
+            inside = on_pet == h
             out[f"hab_h{h}_SUVmean"] = float(suv[inside].mean()) if inside.any() else np.nan
             out[f"hab_h{h}_SUVmax"] = float(suv[inside].max()) if inside.any() else np.nan
     engines = engines if engines is not None else _habitat_engines(settings, hs.mode)
-    masks = {}
-    for h in range(1, k + 1):
-        m = sitk.Cast(labels_img == h, sitk.sitkUInt8)
-        m.CopyInformation(labels_img)
-        masks[f"hab{h}"] = m
     for modality, engine in engines.items():
-        image = maps.ct if modality == "ct" else maps.pet
-        values, errors = engine.extract_with_errors(image, masks)
+        image, grid_labels = native[modality]
+        values, errors = engine.extract_with_errors(image, habitat_masks(grid_labels, k))
         for region, feats in values.items():
             out.update({f"{modality}_{region}_{key}": v for key, v in feats.items()})
             out[f"diagnostics_{region}_{modality}"] = errors.get(region, "ok")
     if labels_dir is not None:
         from radfeat._atomic import write_image
 
-        write_image(maps.to_grid(labels_img, ct), Path(labels_dir) / f"{row['case_id']}_habitats.nii.gz")
+        write_image(native["ct"][1], Path(labels_dir) / f"{row['case_id']}_habitats.nii.gz")
     return out
+
+
+def habitat_masks(labels: sitk.Image, k: int) -> dict[str, sitk.Image]:
+    """One binary mask per habitat (``hab1`` … ``habk``) from a label map."""
+    masks = {}
+    for h in range(1, k + 1):
+        m = sitk.Cast(labels == h, sitk.sitkUInt8)
+        m.CopyInformation(labels)
+        masks[f"hab{h}"] = m
+    return masks
 
 
 _MODELS: dict[str, tuple[HabitatModel, dict]] = {}
