@@ -174,8 +174,9 @@ def _report_extraction(result) -> None:
 class _progress:
     """A rich progress bar (done / failed / rate / ETA) fed by the runner's status callback."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, title: str = "extract") -> None:
         self.quiet = quiet
+        self.title = title
         self.done = self.failed = 0
 
     def __enter__(self):
@@ -311,6 +312,71 @@ def habitats_apply(
         raise typer.Exit(EXIT_DATA) from None
     out.print(f"label maps: {labels_dir_for(output)}", markup=False)
     _report_extraction(result)
+
+
+@app.command()
+def benchmark(
+    table: Path = typer.Argument(..., help="Feature table (radfeat Parquet/CSV, or a foreign CSV)."),
+    label: str = typer.Option(..., "--label", help="Outcome column, e.g. egfr."),
+    positive: str | None = typer.Option(None, help="Positive class for a string label (e.g. squamous)."),
+    families: str = typer.Option(
+        "lr,svm_linear,svm_rbf,rf,et,xgb,knn,nb,lda", help="Comma-separated families."
+    ),
+    cv: str = typer.Option("5x10", "--cv", help="Outer folds x repeats."),
+    nested: bool = typer.Option(True, "--nested/--no-nested", help="Tune in an inner CV (default) or not."),
+    inner: str = typer.Option("5x2", "--inner", help="Inner folds x repeats for tuning."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel outer folds."),
+    seed: int = typer.Option(0, help="Random seed of the splits and models."),
+    output: Path = typer.Option(Path("benchmark_results"), "--output", "-o", help="Results folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Compare model families with honest (nested) repeated CV; write a report with figures."""
+    from models.cv import CVConfig, cross_validate
+    from models.data import load_dataset
+    from models.report import write_report
+
+    names = [n.strip() for n in families.split(",") if n.strip()]
+    names = [m for n in names for m in (("svm_linear", "svm_rbf") if n == "svm" else (n,))]
+    try:
+        inner_folds, inner_repeats = (int(v) for v in inner.lower().split("x"))
+        config = CVConfig.parse(
+            cv,
+            nested=nested,
+            inner_splits=inner_folds,
+            inner_repeats=inner_repeats,
+            n_jobs=jobs,
+            random_state=seed,
+        )
+        data = load_dataset(table, label, positive=positive)
+        from models.zoo import get_family
+
+        for n in names:
+            get_family(n)
+    except ValueError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    err.print(
+        f"{data.name}: {len(data)} cases ({int(data.y.sum())} positive '{data.positive}'), "
+        f"{data.X.shape[1]} features; families {', '.join(names)}",
+        markup=False,
+    )
+    total = config.n_splits * config.n_repeats
+    with _progress(quiet, title="outer folds") as progress:
+        progress({"total": total})
+        result = cross_validate(
+            data,
+            names,
+            config,
+            cache_dir=output / "folds",
+            progress=lambda s: progress(
+                {"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True, "cached": s.get("cached")}
+            ),
+        )
+    paths = write_report(result, output)
+    summary = result.summary()
+    for family, row in summary.iterrows():
+        out.print(f"{family:12s} AUC {row.mean_auc:.3f} ± {row.sd_auc:.3f}", markup=False)
+    out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
 
 
 @app.command()

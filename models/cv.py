@@ -1,0 +1,417 @@
+"""Honest cross-validation: repeated stratified k-fold and nested CV with out-of-fold predictions.
+
+Nested CV runs one task per outer fold: every candidate (family, parameters) is scored by a repeated
+inner stratified k-fold **on the outer training part only**; each family's best candidate is refitted
+on the outer training part and predicts the outer test part. Two automatic choices use the inner CV
+only:
+
+* ``auto``: soft vote (mean probability) of the inner-tuned members ``auto_members`` (default a
+  regularised logistic regression and gradient boosting: additive and interaction-capturing models);
+* ``auto_select``: one family per outer fold by :func:`choose_family` (simplest family not
+  significantly worse than the inner-CV best).
+
+On small radiomics tables a hard per-fold family choice is fragile (the inner winner is often the
+model that fits that training split best, not the one that generalises); the soft vote does not bet
+on one noisy choice. Both are reported. Nothing from an outer test fold is seen before its
+prediction. Outer folds run in parallel (joblib) and are cached, so a rerun resumes.
+
+Grouped data (several rows per patient) use group-aware splits at both levels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from models.data import Dataset
+from models.zoo import get_family, predict_scores
+
+__all__ = [
+    "CVConfig",
+    "CVResult",
+    "outer_splits",
+    "cross_validate",
+    "inner_cv_auc",
+    "choose_family",
+    "AUTO",
+    "AUTO_SELECT",
+]
+
+AUTO = "auto"
+AUTO_SELECT = "auto_select"
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """Outer ``n_splits`` × ``n_repeats`` stratified folds; ``inner_splits`` × ``inner_repeats`` for tuning
+    (nested). Repeating the inner CV steadies the choice on small tables (few positives per fold)."""
+
+    n_splits: int = 5
+    n_repeats: int = 10
+    inner_splits: int = 5
+    inner_repeats: int = 2
+    nested: bool = True
+    random_state: int = 0
+    n_jobs: int = 1
+    tuner: str = "grid"
+    n_trials: int = 20
+    auto_members: tuple[str, ...] = ("lr", "xgb")
+
+    @classmethod
+    def parse(cls, text: str, **kwargs) -> CVConfig:
+        """``"5x10"`` → 5 folds × 10 repeats."""
+        try:
+            folds, repeats = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--cv must look like 5x10 (folds x repeats), got {text!r}") from None
+        return cls(n_splits=folds, n_repeats=repeats, **kwargs)
+
+
+def _splitter(n_splits: int, seed: int, grouped: bool):
+    if grouped:
+        return StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+
+
+def outer_splits(data: Dataset, n_splits: int, n_repeats: int, random_state: int = 0):
+    """(repeat, fold, train_idx, test_idx) for every outer fold; repeat r uses seed random_state + r."""
+    out = []
+    for r in range(n_repeats):
+        splitter = _splitter(n_splits, random_state + r, data.groups is not None)
+        for f, (tr, te) in enumerate(splitter.split(data.X, data.y, data.groups)):
+            out.append((r, f, tr, te))
+    return out
+
+
+def inner_cv_auc(
+    family: str,
+    params: dict,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups,
+    n_splits: int,
+    seed: int,
+    report: Callable[[int, float], None] | None = None,
+    n_repeats: int = 1,
+    return_oof: bool = False,
+) -> float | tuple[float, np.ndarray]:
+    """Inner-CV AUC of a candidate: out-of-fold predictions pooled over each of ``n_repeats`` inner
+    stratified k-folds (the outer protocol's statistic), averaged over the repeats.
+
+    Pooling matters on small tables: an inner test fold may hold only 3 positives, so per-fold AUCs
+    are too noisy to choose between candidates. ``report(step, value)`` is called after each fold with
+    the mean AUC of the folds so far (an intermediate value for Optuna pruning). With ``return_oof``
+    also returns the out-of-fold scores averaged over the repeats.
+    """
+    fam = get_family(family)
+    step, fold_aucs, repeat_aucs, oofs = 0, [], [], []
+    for r in range(n_repeats):
+        oof = np.full(len(y), np.nan)
+        for tr, te in _splitter(n_splits, seed + 7919 * r, groups is not None).split(X, y, groups):
+            pipe = fam.build(params, seed, list(X.columns))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pipe.fit(X.iloc[tr], y[tr])
+                oof[te] = predict_scores(pipe, X.iloc[te])
+            if len(np.unique(y[te])) == 2:
+                fold_aucs.append(roc_auc_score(y[te], oof[te]))
+            if report is not None:
+                report(step, float(np.mean(fold_aucs)) if fold_aucs else 0.5)
+            step += 1
+        repeat_aucs.append(roc_auc_score(y, oof))
+        oofs.append(oof)
+    if return_oof:
+        return float(np.mean(repeat_aucs)), np.mean(oofs, axis=0)
+    return float(np.mean(repeat_aucs))
+
+
+#: z of the paired DeLong difference a more complex family must reach to be preferred
+#: (one-sided α = 0.05).
+MARGIN_Z = 1.645
+#: Simplest first: the rule prefers earlier families on near-ties.
+COMPLEXITY = (
+    "lr",
+    "lda",
+    "nb",
+    "svm_linear",
+    "knn",
+    "svm_rbf",
+    "rf",
+    "et",
+    "xgb",
+    "suvmax",
+    "clinical",
+    "combined",
+)
+
+
+def choose_family(inner_auc: dict[str, float], oof: dict[str, np.ndarray], y: np.ndarray) -> str:
+    """Simplest family not clearly worse than the inner-CV best (a one-standard-error-style rule,
+    Breiman et al. 1984, with the paired DeLong test on AUC).
+
+    The candidate with the best inner AUC is compared with each simpler family (order
+    :data:`COMPLEXITY`) by a paired DeLong test on the same inner out-of-fold predictions; the simplest
+    family with z < :data:`MARGIN_Z` (not significantly worse, one-sided 5 %) is chosen. On small tables
+    near-equal candidates swap places by chance, and the inner winner tends to be the one that fits the
+    particular training split best; this rule keeps the steadier, simpler model unless the more
+    complex one is clearly better.
+    """
+    from models.stats import delong_test
+
+    best = max(inner_auc, key=lambda n: inner_auc[n])
+    rank = {n: (COMPLEXITY.index(n) if n in COMPLEXITY else len(COMPLEXITY)) for n in inner_auc}
+    for name in sorted(inner_auc, key=lambda n: rank[n]):
+        if name == best:
+            return best
+        try:
+            z = delong_test(y, oof[best], oof[name]).statistic
+        except ValueError:
+            continue
+        if z < MARGIN_Z:
+            return name
+    return best
+
+
+def _candidates(families: Sequence[str], nested: bool) -> list[tuple[str, dict]]:
+    out = []
+    for name in families:
+        fam = get_family(name)
+        grid = fam.grid if nested else fam.grid[:1]
+        out += [(name, dict(p)) for p in grid]
+    return out
+
+
+def _fold_task(
+    data: Dataset,
+    families: list[str],
+    config: CVConfig,
+    repeat: int,
+    fold: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    tuner: Callable | None,
+) -> dict:
+    from radfeat.runner import thread_caps
+
+    thread_caps(1)
+    Xtr, ytr = data.X.iloc[train].reset_index(drop=True), data.y[train]
+    gtr = None if data.groups is None else data.groups[train]
+    seed = config.random_state + 1000 * repeat + fold
+    inner: list[dict] = []
+    best: dict[str, tuple[float, dict]] = {}
+    oof: dict[str, np.ndarray] = {}
+    if config.nested and tuner is not None:
+        for name in families:
+            params, score = tuner(name, Xtr, ytr, gtr, seed)
+            inner.append({"family": name, "params": params, "inner_auc": score})
+            best[name] = (score, params)
+    elif config.nested:
+        for name, params in _candidates(families, True):
+            score, scores = inner_cv_auc(
+                name,
+                params,
+                Xtr,
+                ytr,
+                gtr,
+                config.inner_splits,
+                seed,
+                n_repeats=config.inner_repeats,
+                return_oof=True,
+            )
+            inner.append({"family": name, "params": params, "inner_auc": score})
+            if name not in best or score > best[name][0]:
+                best[name] = (score, params)
+                oof[name] = scores
+    else:
+        for name, params in _candidates(families, False):
+            best[name] = (float("nan"), params)
+    predictions = {}
+    for name, (_, params) in best.items():
+        pipe = get_family(name).build(params, seed, list(Xtr.columns))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(Xtr, ytr)
+            scores = predict_scores(pipe, data.X.iloc[test])
+        predictions[name] = scores.tolist()
+    chosen = None
+    if config.nested and len(best) > 1:
+        scores_by_family = {n: s for n, (s, _) in best.items()}
+        if len(oof) == len(best):
+            chosen = choose_family(scores_by_family, oof, ytr)
+        else:  # an external tuner gave no inner predictions: plain best inner AUC
+            chosen = max(best, key=lambda n: (best[n][0], -families.index(n)))
+        predictions[AUTO_SELECT] = predictions[chosen]
+        members = [m for m in config.auto_members if m in predictions] or [chosen]
+        predictions[AUTO] = np.mean([predictions[m] for m in members], axis=0).tolist()
+    return {
+        "repeat": repeat,
+        "fold": fold,
+        "test_ids": data.ids[test].tolist(),
+        "y": data.y[test].tolist(),
+        "predictions": predictions,
+        "params": {n: p for n, (_, p) in best.items()},
+        "inner_auc": {n: s for n, (s, _) in best.items()},
+        "auto_family": chosen,
+        "inner": inner,
+    }
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions (one row per case × repeat × family) and the tuning record."""
+
+    predictions: pd.DataFrame
+    folds: list[dict]
+    config: CVConfig
+    dataset: str
+    label: str
+
+    def auc_per_repeat(self) -> pd.DataFrame:
+        """AUC pooled over the outer test folds of each repeat (rows: repeat, columns: family)."""
+        rows = []
+        for (family, repeat), part in self.predictions.groupby(["family", "repeat"]):
+            if part["y"].nunique() == 2:
+                rows.append(
+                    {"family": family, "repeat": repeat, "auc": roc_auc_score(part["y"], part["score"])}
+                )
+        return pd.DataFrame(rows).pivot(index="repeat", columns="family", values="auc")
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and SD over repeats of the pooled AUC, per family (best first)."""
+        per = self.auc_per_repeat()
+        table = pd.DataFrame({"mean_auc": per.mean(), "sd_auc": per.std(ddof=1), "n_repeats": per.count()})
+        return table.sort_values("mean_auc", ascending=False)
+
+    def case_scores(self, family: str) -> pd.DataFrame:
+        """Out-of-fold score per case averaged over repeats (for DeLong CIs and figures)."""
+        part = self.predictions[self.predictions["family"] == family]
+        return part.groupby("case_id").agg(y=("y", "first"), score=("score", "mean")).reset_index()
+
+    def auto_choices(self) -> pd.Series:
+        """How often each family was the ``auto_select`` choice over the outer folds."""
+        return pd.Series([f["auto_family"] for f in self.folds]).value_counts()
+
+
+def _key(data: Dataset, families, config: CVConfig, repeat: int, fold: int, tuner_name: str) -> str:
+    payload = json.dumps(
+        {
+            "data": data.fingerprint(),
+            "families": list(families),
+            "grids": {f: [dict(p) for p in get_family(f).grid] for f in families},
+            "config": {k: v for k, v in asdict(config).items() if k != "n_jobs"},
+            "repeat": repeat,
+            "fold": fold,
+            "tuner": tuner_name,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def cross_validate(
+    data: Dataset,
+    families: Sequence[str],
+    config: CVConfig | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    tuner: Callable | None = None,
+    tuner_name: str = "grid",
+    progress: Callable[[dict], None] | None = None,
+) -> CVResult:
+    """Repeated (and, by default, nested) stratified CV of several model families on one table.
+
+    Parameters
+    ----------
+    families : sequence of str
+        Names from :data:`models.zoo.FAMILIES` / :data:`models.zoo.BASELINES`.
+    config : CVConfig
+        Folds, repeats, inner folds, nested or not, seed, parallel jobs.
+    cache_dir : path, optional
+        One JSON per finished outer fold; a rerun with the same data and settings resumes.
+    tuner : callable, optional
+        ``tuner(family, X, y, groups, seed) -> (params, inner_auc)`` replacing the grid (e.g. Optuna).
+    """
+    from joblib import Parallel, delayed
+
+    config = config or CVConfig()
+    families = list(families)
+    for name in families:
+        get_family(name)
+    if len(np.unique(data.y)) != 2:
+        raise ValueError("cross-validation needs both classes in the label")
+    splits = outer_splits(data, config.n_splits, config.n_repeats, config.random_state)
+    cache = Path(cache_dir) if cache_dir else None
+    results: dict[tuple[int, int], dict] = {}
+    todo = []
+    for r, f, tr, te in splits:
+        path = (
+            cache / f"fold_r{r}_f{f}_{_key(data, families, config, r, f, tuner_name)}.json" if cache else None
+        )
+        if path is not None and path.exists():
+            results[(r, f)] = json.loads(path.read_text())
+            if progress:
+                progress({"repeat": r, "fold": f, "cached": True, "total": len(splits)})
+        else:
+            todo.append((r, f, tr, te, path))
+
+    def finish(res: dict, path: Path | None) -> None:
+        results[(res["repeat"], res["fold"])] = res
+        if path is not None:
+            from radfeat._atomic import write_text
+
+            write_text(json.dumps(res), path)
+        if progress:
+            progress(
+                {
+                    "repeat": res["repeat"],
+                    "fold": res["fold"],
+                    "cached": False,
+                    "total": len(splits),
+                    "auto_family": res["auto_family"],
+                }
+            )
+
+    tasks = (delayed(_fold_task)(data, families, config, r, f, tr, te, tuner) for r, f, tr, te, _ in todo)
+    paths = {(r, f): p for r, f, _, _, p in todo}
+    if config.n_jobs == 1:
+        for r, f, tr, te, path in todo:
+            finish(_fold_task(data, families, config, r, f, tr, te, tuner), path)
+    else:
+        for res in Parallel(n_jobs=config.n_jobs, return_as="generator_unordered")(tasks):
+            finish(res, paths[(res["repeat"], res["fold"])])
+
+    rows = []
+    for (r, f), res in sorted(results.items()):
+        for family, scores in res["predictions"].items():
+            for cid, y, s in zip(res["test_ids"], res["y"], scores, strict=True):
+                rows.append((family, r, f, cid, y, s))
+    predictions = pd.DataFrame(rows, columns=["family", "repeat", "fold", "case_id", "y", "score"])
+    folds = [results[k] for k in sorted(results)]
+    return CVResult(predictions, folds, config, data.name, data.label)
+
+
+def external_validation(
+    train: Dataset, test: Dataset, family: str, params: dict | None = None, random_state: int = 0
+) -> pd.DataFrame:
+    """Fit one family on the training cohort, predict the external cohort: case_id, y, score."""
+    fam = get_family(family)
+    pipe = fam.build(params or dict(fam.grid[0]), random_state, list(train.X.columns))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe.fit(train.X, train.y)
+    return pd.DataFrame({"case_id": test.ids, "y": test.y, "score": predict_scores(pipe, test.X)})
+
+
+def to_jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,405 @@
+"""Model families as scikit-learn Pipelines, each with a compact tuning grid and an Optuna search space.
+
+No family re-weights classes: every model outputs probabilities on the scale of the training
+prevalence, so out-of-fold predictions from different folds (and, in nested CV, different chosen
+families) can be pooled into one AUC, and Brier score and calibration stay meaningful.
+
+Every pipeline is ``missingness filter → median imputation → zero-variance filter → standardisation →
+correlation filter (|r| > 0.9) → feature selection → model``; all steps are fitted inside the training
+fold. Baselines (SUVmax alone, clinical, combined) select their columns by name first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_selection import VarianceThreshold
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from models.selection import (
+    CorrelationFilter,
+    KeepColumns,
+    L1Selector,
+    MissingnessFilter,
+    ModelSelector,
+    MRMRSelector,
+    UnivariateSelector,
+)
+
+__all__ = [
+    "Family",
+    "FAMILIES",
+    "BASELINES",
+    "PlattSVC",
+    "get_family",
+    "build_pipeline",
+    "SELECTORS",
+    "family_names",
+]
+
+SELECTORS = ("none", "anova", "mannwhitney", "mrmr", "l1", "model")
+
+
+def _selector(name: str, k: int, random_state: int):
+    if name == "none":
+        return None
+    if name in ("anova", "mannwhitney"):
+        return UnivariateSelector(k=k, test=name)
+    if name == "mrmr":
+        return MRMRSelector(k=k)
+    if name == "l1":
+        return L1Selector(C=0.1, random_state=random_state)
+    if name == "model":
+        return ModelSelector(k=k, random_state=random_state)
+    raise ValueError(f"selector must be one of {SELECTORS}, got {name!r}")
+
+
+def build_pipeline(
+    model,
+    *,
+    select: str = "anova",
+    k: int = 20,
+    correlation: float | None = 0.9,
+    columns: list[str] | None = None,
+    random_state: int = 0,
+) -> Pipeline:
+    """The standard in-fold pipeline around ``model`` (see the module docstring)."""
+    steps: list[tuple[str, Any]] = []
+    if columns:
+        steps.append(("columns", KeepColumns(columns)))
+    steps += [
+        ("missing", MissingnessFilter(0.2)),
+        ("impute", SimpleImputer(strategy="median")),
+        ("variance", VarianceThreshold(0.0)),
+        ("scale", StandardScaler()),
+    ]
+    if correlation:
+        steps.append(("correlation", CorrelationFilter(correlation)))
+    selector = _selector(select, k, random_state)
+    if selector is not None:
+        steps.append(("select", selector))
+    steps.append(("model", model))
+    return Pipeline(steps)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: how to build its pipeline from parameters, and where to search them.
+
+    ``grid`` is the compact candidate list for nested CV; ``suggest(trial)`` the Optuna search space.
+    Common pipeline parameters: ``select`` (selector name), ``k`` (features kept), ``correlation``.
+    """
+
+    name: str
+    title: str
+    make_model: Callable[[dict, int], Any]
+    grid: tuple[dict, ...]
+    suggest: Callable[[Any], dict]
+    columns: Callable[[list[str]], list[str]] | None = None
+    default: dict = field(default_factory=dict)
+
+    def build(
+        self, params: dict | None, random_state: int = 0, feature_names: list[str] | None = None
+    ) -> Pipeline:
+        p = {**self.default, **(params or {})}
+        columns = self.columns(feature_names or []) if self.columns else None
+        if self.columns is not None and not columns:
+            raise ValueError(f"family {self.name!r}: none of its columns are in the table")
+        return build_pipeline(
+            self.make_model(p, random_state),
+            select=p.get("select", "anova"),
+            k=int(p.get("k", 20)),
+            correlation=p.get("correlation", 0.9),
+            columns=columns,
+            random_state=random_state,
+        )
+
+
+def _k(trial) -> dict:
+    return {
+        "select": trial.suggest_categorical("select", ["anova", "mrmr", "none"]),
+        "k": trial.suggest_int("k", 4, 64, log=True),
+    }
+
+
+def _lr(p, rs):
+    from sklearn.linear_model import LogisticRegression
+
+    l1 = float(p.get("l1_ratio", 0.0))
+    solver = "liblinear" if l1 in (0.0, 1.0) else "saga"
+    return LogisticRegression(C=p.get("C", 1.0), l1_ratio=l1, solver=solver, max_iter=5000, random_state=rs)
+
+
+class PlattSVC(ClassifierMixin, BaseEstimator):
+    """SVC whose probabilities are a monotone logistic map of its decision function (Platt 1999).
+
+    The map is fitted on the training decision values with a positive slope, so the ranking (and
+    AUC) is the SVM's own; internal re-splitting of small training folds cannot flip it.
+    """
+
+    def __init__(self, kernel="rbf", C=1.0, gamma="scale", random_state=None):
+        self.kernel = kernel
+        self.C = C
+        self.gamma = gamma
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.svm import SVC
+
+        self.svm_ = SVC(
+            kernel=self.kernel,
+            C=self.C,
+            gamma=self.gamma,
+            class_weight="balanced",
+            random_state=self.random_state,
+        ).fit(X, y)
+        self.classes_ = self.svm_.classes_
+        d = self.svm_.decision_function(X).reshape(-1, 1)
+        platt = LogisticRegression(C=1.0).fit(d, y)
+        self.slope_ = max(float(platt.coef_[0, 0]), 1e-6)
+        self.intercept_ = float(platt.intercept_[0])
+        return self
+
+    def decision_function(self, X):
+        return self.svm_.decision_function(X)
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-(self.slope_ * self.decision_function(X) + self.intercept_)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+def _svm(kernel):
+    def make(p, rs):
+        return PlattSVC(kernel=kernel, C=p.get("C", 1.0), gamma=p.get("gamma", "scale"), random_state=rs)
+
+    return make
+
+
+def _rf(p, rs):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(
+        n_estimators=p.get("n_estimators", 300),
+        max_features=p.get("max_features", "sqrt"),
+        min_samples_leaf=p.get("min_samples_leaf", 1),
+        n_jobs=1,
+        random_state=rs,
+    )
+
+
+def _et(p, rs):
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    return ExtraTreesClassifier(
+        n_estimators=p.get("n_estimators", 300),
+        max_features=p.get("max_features", "sqrt"),
+        min_samples_leaf=p.get("min_samples_leaf", 1),
+        n_jobs=1,
+        random_state=rs,
+    )
+
+
+def _xgb(p, rs):
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(
+        n_estimators=p.get("n_estimators", 200),
+        max_depth=p.get("max_depth", 2),
+        learning_rate=p.get("learning_rate", 0.05),
+        subsample=p.get("subsample", 0.8),
+        colsample_bytree=p.get("colsample_bytree", 0.5),
+        min_child_weight=p.get("min_child_weight", 1),
+        tree_method="hist",
+        n_jobs=1,
+        random_state=rs,
+        eval_metric="logloss",
+        verbosity=0,
+    )
+
+
+def _knn(p, rs):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=p.get("n_neighbors", 15), weights="distance")
+
+
+def _nb(p, rs):
+    from sklearn.naive_bayes import GaussianNB
+
+    return GaussianNB(var_smoothing=p.get("var_smoothing", 1e-9))
+
+
+def _lda(p, rs):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+
+
+def _grid(base: list[dict], ks=(8, 32), all_features: bool = False) -> tuple[dict, ...]:
+    """Candidates: each base setting with ANOVA top-k (after the |r| > 0.9 filter) and, optionally, with
+    all features and no correlation filter."""
+    grid = [{**b, "select": "anova", "k": k} for b in base for k in ks]
+    if all_features:
+        grid += [{**b, "select": "none", "correlation": None} for b in base]
+    return tuple(grid)
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family(
+            "lr",
+            "Logistic regression (L1/L2/elastic net)",
+            _lr,
+            _grid(
+                [{"C": 0.1, "l1_ratio": 0.0}, {"C": 1.0, "l1_ratio": 0.0}, {"C": 1.0, "l1_ratio": 1.0}],
+                ks=(16,),
+                all_features=True,
+            ),
+            lambda t: {
+                **_k(t),
+                "C": t.suggest_float("C", 1e-3, 10, log=True),
+                "l1_ratio": t.suggest_categorical("l1_ratio", [0.0, 0.5, 1.0]),
+            },
+        ),
+        Family(
+            "svm_linear",
+            "Linear SVM",
+            _svm("linear"),
+            _grid([{"C": 0.01}, {"C": 0.1}], ks=(16,), all_features=True),
+            lambda t: {**_k(t), "C": t.suggest_float("C", 1e-4, 1, log=True)},
+        ),
+        Family(
+            "svm_rbf",
+            "RBF SVM",
+            _svm("rbf"),
+            _grid([{"C": 1.0}, {"C": 10.0}], ks=(16,), all_features=True),
+            lambda t: {
+                **_k(t),
+                "C": t.suggest_float("C", 1e-2, 100, log=True),
+                "gamma": t.suggest_float("gamma", 1e-4, 1, log=True),
+            },
+        ),
+        Family(
+            "rf",
+            "Random forest",
+            _rf,
+            (
+                {"select": "none", "correlation": None, "min_samples_leaf": 3},
+                {"select": "anova", "k": 32, "min_samples_leaf": 3},
+            ),
+            lambda t: {
+                **_k(t),
+                "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 10),
+                "max_features": t.suggest_categorical("max_features", ["sqrt", "log2", 0.3]),
+            },
+        ),
+        Family(
+            "et",
+            "Extra trees",
+            _et,
+            (
+                {"select": "none", "correlation": None, "min_samples_leaf": 3},
+                {"select": "anova", "k": 32, "min_samples_leaf": 3},
+            ),
+            lambda t: {**_k(t), "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 10)},
+        ),
+        Family(
+            "xgb",
+            "XGBoost (hist)",
+            _xgb,
+            (
+                {"select": "none", "correlation": None, "max_depth": 2},
+                {"select": "anova", "k": 32, "max_depth": 3},
+            ),
+            lambda t: {
+                **_k(t),
+                "max_depth": t.suggest_int("max_depth", 1, 6),
+                "learning_rate": t.suggest_float("learning_rate", 0.01, 0.3, log=True),
+                "n_estimators": t.suggest_int("n_estimators", 50, 400, log=True),
+                "subsample": t.suggest_float("subsample", 0.5, 1.0),
+                "colsample_bytree": t.suggest_float("colsample_bytree", 0.2, 1.0),
+            },
+        ),
+        Family(
+            "knn",
+            "k-nearest neighbours",
+            _knn,
+            _grid([{"n_neighbors": 15}], ks=(8, 32), all_features=True),
+            lambda t: {**_k(t), "n_neighbors": t.suggest_int("n_neighbors", 3, 40)},
+        ),
+        Family(
+            "nb",
+            "Gaussian naive Bayes",
+            _nb,
+            _grid([{}], ks=(4, 16)),
+            lambda t: {**_k(t), "var_smoothing": t.suggest_float("var_smoothing", 1e-12, 1e-3, log=True)},
+        ),
+        Family("lda", "Shrinkage LDA", _lda, _grid([{}], ks=(8, 32), all_features=True), lambda t: _k(t)),
+    ]
+}
+
+
+def _cols(pattern: str) -> Callable[[list[str]], list[str]]:
+    import re
+
+    rx = re.compile(pattern)
+    return lambda names: [n for n in names if rx.search(n)]
+
+
+BASELINES: dict[str, Family] = {
+    "suvmax": Family(
+        "suvmax",
+        "SUVmax alone",
+        _lr,
+        ({"select": "none", "C": 1e6},),
+        lambda t: {"select": "none"},
+        columns=_cols(r"SUVmax$"),
+        default={"correlation": None},
+    ),
+    "clinical": Family(
+        "clinical",
+        "Clinical model",
+        _lr,
+        ({"select": "none", "C": 1.0},),
+        lambda t: {"select": "none"},
+        columns=_cols(r"^clin_"),
+        default={"correlation": None},
+    ),
+    "combined": Family(
+        "combined",
+        "Clinical + SUVmax + radiomics",
+        _lr,
+        ({"select": "anova", "k": 8, "C": 0.5},),
+        lambda t: {**_k(t)},
+        columns=_cols(r"^(clin_|ct_|pet_)"),
+        default={},
+    ),
+}
+
+
+def family_names() -> list[str]:
+    return [*FAMILIES, *BASELINES]
+
+
+def get_family(name: str) -> Family:
+    if name in FAMILIES:
+        return FAMILIES[name]
+    if name in BASELINES:
+        return BASELINES[name]
+    raise ValueError(f"unknown model family {name!r}; choose from {family_names()}")
+
+
+def predict_scores(pipeline: Pipeline, X) -> np.ndarray:
+    """Probability of the positive class."""
+    return pipeline.predict_proba(X)[:, 1]
