@@ -29,10 +29,10 @@ def run_demo(
     jobs: int = 2,
     progress=None,
 ) -> DemoResult:
-    """Synthesise ``n_cases`` PET/CT cases into ``out_dir``, validate them and extract the feature table.
+    """Synthesise ``n_cases`` PET/CT cases into ``out_dir``, validate them, extract the feature table and
+    compare model families for EGFR with nested CV (small settings).
 
-    Later stages (habitats, model benchmark, fusion network) append their outputs to
-    :attr:`DemoResult.outputs` as they are added to radfeat.
+    Later stages (fusion network) append their outputs to :attr:`DemoResult.outputs`.
     """
     from radfeat.extract import extract_table
 
@@ -47,4 +47,27 @@ def run_demo(
     extraction = extract_table(manifest, out / "features.parquet", jobs=jobs, progress=progress)
     outputs["feature table"] = extraction.table_path
     result.n_features = len(extraction.table.columns)
+    outputs["model-family report"] = benchmark_families(extraction.table, out / "benchmark", jobs=jobs)
     return result
+
+
+def benchmark_families(table, out_dir: Path, jobs: int = 2) -> Path:
+    """A quick nested-CV comparison of three families for EGFR on the demo table (small settings)."""
+    import numpy as np
+
+    from models.cv import CVConfig, cross_validate
+    from models.data import load_dataset
+    from models.report import write_report
+
+    data = load_dataset(table, "egfr")
+    smallest = int(np.bincount(data.y).min())
+    folds = max(2, min(5, smallest))
+    config = CVConfig(
+        n_splits=folds,
+        n_repeats=1,
+        inner_splits=max(2, min(3, smallest - smallest // folds)),
+        inner_repeats=1,
+        n_jobs=jobs,
+    )
+    result = cross_validate(data, ["lr", "rf", "xgb"], config, cache_dir=out_dir / "folds")
+    return write_report(result, out_dir)["markdown"]

@@ -34,11 +34,13 @@ def test_synth_command_writes_a_valid_cohort(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--cases", "6"])
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--cases", "10"])
     assert result.exit_code == 0, result.output
     assert "cohort manifest" in result.stdout
     report = json.loads((tmp_path / "demo" / "validation.json").read_text())
-    assert report["ok"] and report["n_cases"] == 6
+    assert report["ok"] and report["n_cases"] == 10
     table = pd.read_parquet(tmp_path / "demo" / "features.parquet")
-    assert len(table) == 6 and "ct_tumour_wavelet-LLH_glcm_Contrast" in table.columns
+    assert len(table) == 10 and "ct_tumour_wavelet-LLH_glcm_Contrast" in table.columns
     assert "feature table" in result.stdout
+    report = (tmp_path / "demo" / "benchmark" / "report.md").read_text()
+    assert "auto" in report and "DeLong" in report
