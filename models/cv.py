@@ -200,11 +200,20 @@ def _fold_task(
     train: np.ndarray,
     test: np.ndarray,
     tuner: Callable | None,
+    fold_features: Callable | None = None,
 ) -> dict:
     from radfeat.runner import thread_caps
 
     thread_caps(1)
-    Xtr, ytr = data.X.iloc[train].reset_index(drop=True), data.y[train]
+    X = data.X
+    fitted_on = None
+    if fold_features is not None:
+        # Fold-learned features (e.g. habitats): fitted on this outer training part only.
+        extra = fold_features(data.ids[train], np.concatenate([data.ids[train], data.ids[test]]))
+        extra = extra.reindex(data.ids).reset_index(drop=True)
+        X = pd.concat([data.X.reset_index(drop=True), extra], axis=1)
+        fitted_on = getattr(fold_features, "fitted_on", [None])[-1]
+    Xtr, ytr = X.iloc[train].reset_index(drop=True), data.y[train]
     gtr = None if data.groups is None else data.groups[train]
     seed = config.random_state + 1000 * repeat + fold
     inner: list[dict] = []
@@ -241,7 +250,7 @@ def _fold_task(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipe.fit(Xtr, ytr)
-            scores = predict_scores(pipe, data.X.iloc[test])
+            scores = predict_scores(pipe, X.iloc[test])
         predictions[name] = scores.tolist()
     chosen = None
     if config.nested and len(best) > 1:
@@ -263,6 +272,7 @@ def _fold_task(
         "inner_auc": {n: s for n, (s, _) in best.items()},
         "auto_family": chosen,
         "inner": inner,
+        "fold_features_fitted_on": fitted_on,
     }
 
 
@@ -302,7 +312,9 @@ class CVResult:
         return pd.Series([f["auto_family"] for f in self.folds]).value_counts()
 
 
-def _key(data: Dataset, families, config: CVConfig, repeat: int, fold: int, tuner_name: str) -> str:
+def _key(
+    data: Dataset, families, config: CVConfig, repeat: int, fold: int, tuner_name: str, fold_key: str = ""
+) -> str:
     payload = json.dumps(
         {
             "data": data.fingerprint(),
@@ -312,6 +324,7 @@ def _key(data: Dataset, families, config: CVConfig, repeat: int, fold: int, tune
             "repeat": repeat,
             "fold": fold,
             "tuner": tuner_name,
+            **({"fold_features": fold_key} if fold_key else {}),
         },
         sort_keys=True,
         default=str,
@@ -328,6 +341,7 @@ def cross_validate(
     tuner: Callable | None = None,
     tuner_name: str = "grid",
     progress: Callable[[dict], None] | None = None,
+    fold_features: Callable | None = None,
 ) -> CVResult:
     """Repeated (and, by default, nested) stratified CV of several model families on one table.
 
@@ -341,6 +355,9 @@ def cross_validate(
         One JSON per finished outer fold; a rerun with the same data and settings resumes.
     tuner : callable, optional
         ``tuner(family, X, y, groups, seed) -> (params, inner_auc)`` replacing the grid (e.g. Optuna).
+    fold_features : callable, optional
+        ``fold_features(train_ids, case_ids) -> DataFrame`` of features learned on the outer training
+        part (e.g. :class:`models.fold_features.HabitatFoldFeatures`), joined to X in every fold.
     """
     from joblib import Parallel, delayed
 
@@ -355,9 +372,9 @@ def cross_validate(
     results: dict[tuple[int, int], dict] = {}
     todo = []
     for r, f, tr, te in splits:
-        path = (
-            cache / f"fold_r{r}_f{f}_{_key(data, families, config, r, f, tuner_name)}.json" if cache else None
-        )
+        fold_key = type(fold_features).__name__ if fold_features is not None else ""
+        key = _key(data, families, config, r, f, tuner_name, fold_key)
+        path = cache / f"fold_r{r}_f{f}_{key}.json" if cache else None
         if path is not None and path.exists():
             results[(r, f)] = json.loads(path.read_text())
             if progress:
@@ -382,11 +399,14 @@ def cross_validate(
                 }
             )
 
-    tasks = (delayed(_fold_task)(data, families, config, r, f, tr, te, tuner) for r, f, tr, te, _ in todo)
+    tasks = (
+        delayed(_fold_task)(data, families, config, r, f, tr, te, tuner, fold_features)
+        for r, f, tr, te, _ in todo
+    )
     paths = {(r, f): p for r, f, _, _, p in todo}
     if config.n_jobs == 1:
         for r, f, tr, te, path in todo:
-            finish(_fold_task(data, families, config, r, f, tr, te, tuner), path)
+            finish(_fold_task(data, families, config, r, f, tr, te, tuner, fold_features), path)
     else:
         for res in Parallel(n_jobs=config.n_jobs, return_as="generator_unordered")(tasks):
             finish(res, paths[(res["repeat"], res["fold"])])

@@ -245,3 +245,28 @@ def test_sarcoma_petct_cases_run_end_to_end(tmp_path, shared_data):
     assert len(result.table) == 4 and not result.summary.failures
     assert (result.table["hab_ith_score_3d"].between(0, 1)).all()
     assert result.table["hab_h1_SUVmean"].notna().all()
+
+
+def test_habitat_model_is_refitted_inside_each_cv_training_fold(tmp_path):
+    """Classical benchmark with habitat features: the population model sees only training cases."""
+    from models.cv import CVConfig, cross_validate
+    from models.data import load_dataset
+    from models.fold_features import HabitatFoldFeatures
+    from radfeat.manifest import load_manifest
+    from radfeat.settings import load_settings
+
+    manifest = make_cohort(tmp_path, n_cases=12, seed=11, external_fraction=0)
+    rows = load_manifest(manifest).table.to_dict("records")
+    settings = load_settings()
+    settings["habitats"].update(radiomics=False, k_range=[2, 3])
+    labels = pd.read_csv(manifest, dtype={"case_id": str})
+    table = labels[["case_id", "egfr"]].assign(ct_tumour_original_firstorder_Dummy=0.0)
+    data = load_dataset(table, "egfr")
+    hook = HabitatFoldFeatures(rows, settings)
+    result = cross_validate(data, ["lr"], CVConfig(n_splits=3, n_repeats=1, inner_splits=2, inner_repeats=1,
+                                                   nested=False), fold_features=hook)
+    assert len(result.folds) == 3
+    for fold in result.folds:
+        trained = set(fold["fold_features_fitted_on"])
+        assert trained and not trained & set(fold["test_ids"])
+        assert trained | set(fold["test_ids"]) == set(data.ids)

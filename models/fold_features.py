@@ -1,0 +1,47 @@
+"""Features that must be learned inside each training fold, computed per outer fold.
+
+Habitat features depend on the population habitat model, which is fitted on training cases. Passing a
+:class:`HabitatFoldFeatures` to :func:`models.cv.cross_validate` refits that model on every outer
+training part (reading only those cases' images) and computes the habitat features of the fold's
+training and test cases with it; the test cases never influence the model that describes them.
+
+Inner tuning inside an outer fold uses the outer-training habitat model for all inner folds (refitting
+per inner fold would multiply the cost by the inner fold count); the outer estimate stays honest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["HabitatFoldFeatures"]
+
+
+@dataclass
+class HabitatFoldFeatures:
+    """Fold-wise habitat features from manifest rows (absolute paths) and radfeat settings.
+
+    Calling it with ``(train_ids, case_ids)`` fits the habitat model on ``train_ids`` only and returns
+    a DataFrame of numeric habitat features (``hab_*``, and per-habitat radiomics unless
+    ``settings["habitats"]["radiomics"]`` is false) indexed by ``case_ids``. ``fitted_on`` records the
+    training ids of every model fitted (the leakage audit trail).
+    """
+
+    rows: list[dict]
+    settings: dict[str, Any]
+    fitted_on: list[list[str]] = field(default_factory=list)
+
+    def __call__(self, train_ids, case_ids) -> pd.DataFrame:
+        from radfeat.habitats import fit_habitat_model, habitat_case_features
+
+        train_ids = sorted(map(str, train_ids))
+        model = fit_habitat_model(self.rows, train_ids, self.settings)
+        self.fitted_on.append(list(model.train_ids_))
+        by_id = {str(r["case_id"]): r for r in self.rows}
+        features = {}
+        for case in map(str, case_ids):
+            values = habitat_case_features(by_id[case], model, self.settings)
+            features[case] = {k: v for k, v in values.items() if isinstance(v, (int, float))}
+        return pd.DataFrame.from_dict(features, orient="index")
