@@ -328,6 +328,11 @@ def benchmark(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel outer folds."),
     seed: int = typer.Option(0, help="Random seed of the splits and models."),
     output: Path = typer.Option(Path("benchmark_results"), "--output", "-o", help="Results folder."),
+    habitats: Path | None = typer.Option(
+        None,
+        "--habitats-manifest",
+        help="Cohort manifest: refit the habitat model inside every training fold and add its features.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Compare model families with honest (nested) repeated CV; write a report with figures."""
@@ -360,6 +365,17 @@ def benchmark(
         f"{data.X.shape[1]} features; families {', '.join(names)}",
         markup=False,
     )
+    hook = None
+    if habitats is not None:
+        from models.fold_features import HabitatFoldFeatures
+        from radfeat.manifest import load_manifest
+        from radfeat.settings import load_settings
+
+        rows = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in load_manifest(habitats).table.to_dict("records")
+        ]
+        hook = HabitatFoldFeatures(rows, load_settings())
     total = config.n_splits * config.n_repeats
     with _progress(quiet, title="outer folds") as progress:
         progress({"total": total})
@@ -368,6 +384,7 @@ def benchmark(
             names,
             config,
             cache_dir=output / "folds",
+            fold_features=hook,
             progress=lambda s: progress(
                 {"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True, "cached": s.get("cached")}
             ),

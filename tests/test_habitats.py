@@ -263,8 +263,12 @@ def test_habitat_model_is_refitted_inside_each_cv_training_fold(tmp_path):
     table = labels[["case_id", "egfr"]].assign(ct_tumour_original_firstorder_Dummy=0.0)
     data = load_dataset(table, "egfr")
     hook = HabitatFoldFeatures(rows, settings)
-    result = cross_validate(data, ["lr"], CVConfig(n_splits=3, n_repeats=1, inner_splits=2, inner_repeats=1,
-                                                   nested=False), fold_features=hook)
+    result = cross_validate(
+        data,
+        ["lr"],
+        CVConfig(n_splits=3, n_repeats=1, inner_splits=2, inner_repeats=1, nested=False),
+        fold_features=hook,
+    )
     assert len(result.folds) == 3
     for fold in result.folds:
         trained = set(fold["fold_features_fitted_on"])
