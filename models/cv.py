@@ -26,7 +26,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,8 +62,6 @@ class CVConfig:
     nested: bool = True
     random_state: int = 0
     n_jobs: int = 1
-    tuner: str = "grid"
-    n_trials: int = 20
     auto_members: tuple[str, ...] = ("lr", "xgb")
 
     @classmethod
@@ -431,7 +428,3 @@ def external_validation(
         warnings.simplefilter("ignore")
         pipe.fit(train.X, train.y)
     return pd.DataFrame({"case_id": test.ids, "y": test.y, "score": predict_scores(pipe, test.X)})
-
-
-def to_jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))

@@ -185,28 +185,22 @@ def _svm(kernel):
     return make
 
 
-def _rf(p, rs):
-    from sklearn.ensemble import RandomForestClassifier
+def _forest(kind: str):
+    """Random forest (``"rf"``) or extra trees (``"et"``) with the shared parameters."""
 
-    return RandomForestClassifier(
-        n_estimators=p.get("n_estimators", 300),
-        max_features=p.get("max_features", "sqrt"),
-        min_samples_leaf=p.get("min_samples_leaf", 1),
-        n_jobs=1,
-        random_state=rs,
-    )
+    def make(p, rs):
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
+        cls = RandomForestClassifier if kind == "rf" else ExtraTreesClassifier
+        return cls(
+            n_estimators=p.get("n_estimators", 300),
+            max_features=p.get("max_features", "sqrt"),
+            min_samples_leaf=p.get("min_samples_leaf", 1),
+            n_jobs=1,
+            random_state=rs,
+        )
 
-def _et(p, rs):
-    from sklearn.ensemble import ExtraTreesClassifier
-
-    return ExtraTreesClassifier(
-        n_estimators=p.get("n_estimators", 300),
-        max_features=p.get("max_features", "sqrt"),
-        min_samples_leaf=p.get("min_samples_leaf", 1),
-        n_jobs=1,
-        random_state=rs,
-    )
+    return make
 
 
 def _xgb(p, rs):
@@ -293,7 +287,7 @@ FAMILIES: dict[str, Family] = {
         Family(
             "rf",
             "Random forest",
-            _rf,
+            _forest("rf"),
             (
                 {"select": "none", "correlation": None, "min_samples_leaf": 3},
                 {"select": "anova", "k": 32, "min_samples_leaf": 3},
@@ -307,7 +301,7 @@ FAMILIES: dict[str, Family] = {
         Family(
             "et",
             "Extra trees",
-            _et,
+            _forest("et"),
             (
                 {"select": "none", "correlation": None, "min_samples_leaf": 3},
                 {"select": "anova", "k": 32, "min_samples_leaf": 3},

@@ -253,7 +253,8 @@ def habitats_fit(
         raise typer.Exit(EXIT_USAGE)
     try:
         effective = load_settings(settings)
-        table = load_manifest(manifest).table
+        loaded = load_manifest(manifest)
+        table = loaded.table
         if cohort is not None:
             if "cohort" not in table.columns:
                 err.print("the manifest has no `cohort` column; use --train-ids")
@@ -261,10 +262,7 @@ def habitats_fit(
             ids = table.loc[table["cohort"].astype(str) == cohort, "case_id"].tolist()
         else:
             ids = [i.strip() for i in train_ids.split(",") if i.strip()]
-        rows = [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-            for r in table.to_dict("records")
-        ]
+        rows = loaded.rows()
         model = fit_habitat_model(rows, ids, effective, jobs=jobs)
     except (RadfeatError, ValueError) as exc:
         err.print(str(exc), markup=False)
@@ -371,10 +369,7 @@ def benchmark(
         from radfeat.manifest import load_manifest
         from radfeat.settings import load_settings
 
-        rows = [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-            for r in load_manifest(habitats).table.to_dict("records")
-        ]
+        rows = load_manifest(habitats).rows()
         hook = HabitatFoldFeatures(rows, load_settings())
     total = config.n_splits * config.n_repeats
     with _progress(quiet, title="outer folds") as progress:

@@ -106,7 +106,7 @@ def extract_table(
             path=manifest.path,
             hint="run `radfeat validate` and fix the case_id column",
         )
-    rows = [_row_dict(r) for r in manifest.table.to_dict("records")]
+    rows = manifest.rows()
     habitats = None
     if habitat_model is not None:
         from radfeat.features.habitats import HabitatModel
@@ -151,7 +151,7 @@ def extract_table(
         "settings": settings,
         "settings_hash": s_hash,
         "versions": library_versions(),
-        "input_fingerprints": {r["case_id"]: input_fingerprint(r) for r in rows},
+        "input_fingerprints": summary.fingerprints,
         "n_cases": len(rows),
         "n_extracted": len(done),
         "n_failed": len(summary.failures),
@@ -166,7 +166,3 @@ def extract_table(
     write_table(table, out_path, provenance)
     failures = write_failures(summary.failures, out_path.with_name(out_path.name + ".failures.csv"))
     return ExtractionResult(out_path, failures, summary, table)
-
-
-def _row_dict(row: dict) -> dict:
-    return {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}

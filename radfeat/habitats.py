@@ -46,9 +46,7 @@ __all__ = [
 
 def habitat_settings(settings: dict[str, Any]) -> HabitatSettings:
     """The ``habitats`` block of the radfeat settings as a :class:`HabitatSettings`."""
-    block = dict(settings.get("habitats") or {})
-    block.pop("radiomics", None)
-    return HabitatSettings.from_dict(block)
+    return HabitatSettings.from_settings(settings)
 
 
 def _read_case(

@@ -30,9 +30,6 @@ __all__ = [
     "suv_scale_factor",
 ]
 
-#: File name endings SimpleITK reads as single-file volumes.
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-
 
 def is_dicom_series(path: str | Path) -> bool:
     """True when ``path`` is a folder (read as a DICOM series) rather than a single volume file."""

@@ -133,6 +133,13 @@ class Manifest:
         """Columns that are neither paths nor reserved (labels and clinical covariates)."""
         return [c for c in self.table.columns if c not in RESERVED_COLUMNS]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per case (absolute paths; empty cells as ``None``), as the per-case functions take."""
+        return [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in self.table.to_dict("records")
+        ]
+
     def row(self, case_id: str) -> pd.Series:
         return self.table.loc[self.table["case_id"] == case_id].iloc[0]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,29 +76,22 @@ def pet_mask_from_ct(ct_mask: sitk.Image, pet: sitk.Image) -> sitk.Image:
     return mask
 
 
-def _stage(name: str, case_id: str, timings: dict[str, float]):
-    class _Ctx:
-        def __enter__(self):
-            self.t0 = time.perf_counter()
-
-        def __exit__(self, exc_type, exc, tb):
-            timings[name] = time.perf_counter() - self.t0
-            if exc is None or isinstance(exc, CaseFailure):
-                return False
-            if isinstance(exc, RadfeatError):
-                raise CaseFailure(
-                    exc.message, stage=name, case_id=case_id, path=exc.path, hint=exc.hint
-                ) from exc
-            if isinstance(exc, (ValueError, RuntimeError, ArithmeticError, MemoryError)):
-                raise CaseFailure(
-                    f"{type(exc).__name__}: {exc}",
-                    stage=name,
-                    case_id=case_id,
-                    hint=_hint_for(name),
-                ) from exc
-            return False
-
-    return _Ctx()
+@contextmanager
+def _stage(name: str, case_id: str, timings: dict[str, float]) -> Iterator[None]:
+    """Time a stage; turn radfeat and numeric/library errors raised in it into a :class:`CaseFailure`."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    except CaseFailure:
+        raise
+    except RadfeatError as exc:
+        raise CaseFailure(exc.message, stage=name, case_id=case_id, path=exc.path, hint=exc.hint) from exc
+    except (ValueError, RuntimeError, ArithmeticError, MemoryError) as exc:
+        raise CaseFailure(
+            f"{type(exc).__name__}: {exc}", stage=name, case_id=case_id, hint=_hint_for(name)
+        ) from exc
+    finally:
+        timings[name] = time.perf_counter() - t0
 
 
 def _hint_for(stage: str) -> str:

@@ -94,6 +94,7 @@ class RunSummary:
     n_cached: int = 0
     failures: list[dict] = field(default_factory=list)
     results: dict[str, dict] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
 
@@ -209,7 +210,8 @@ def run_cases(
     t0 = time.perf_counter()
     cache = CaseCache(Path(cache_dir))
     summary = RunSummary(n_cases=len(rows))
-    keys = {row["case_id"]: cache.key(row["case_id"], fingerprint(row), settings_hash) for row in rows}
+    summary.fingerprints = {row["case_id"]: fingerprint(row) for row in rows}
+    keys = {c: cache.key(c, fp, settings_hash) for c, fp in summary.fingerprints.items()}
     tasks = []
     for row in rows:
         case = row["case_id"]

@@ -22,7 +22,7 @@ __all__ = ["FEATURE_PREFIXES", "feature_columns", "write_table", "read_table", "
 
 #: Namespaces of feature columns (modality or habitat-level features).
 FEATURE_PREFIXES = ("ct_", "pet_", "hab_")
-_FEATURE_RE = re.compile(r"^(ct|pet|hab)_[A-Za-z0-9]+_")
+_FEATURE_RE = re.compile(rf"^({'|'.join(p.rstrip('_') for p in FEATURE_PREFIXES)})_[A-Za-z0-9]+_")
 METADATA_KEY = b"radfeat"
 
 

@@ -81,6 +81,13 @@ class HabitatSettings:
                 values[key] = tuple(values[key])
         return cls(**values)
 
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> HabitatSettings:
+        """The ``habitats`` block of the radfeat settings (its workflow-only ``radiomics`` switch aside)."""
+        block = dict(settings.get("habitats") or {})
+        block.pop("radiomics", None)
+        return cls.from_dict(block)
+
     @property
     def feature_names(self) -> tuple[str, ...]:
         if self.mode == "ct":

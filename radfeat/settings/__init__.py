@@ -69,12 +69,10 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
         raise ValueError(
             f"{source}: heterogeneity_factor_range must satisfy 0 < lo < hi <= 100, got {[lo, hi]}"
         )
-    habitats = dict(settings.get("habitats") or {})
-    habitats.pop("radiomics", None)
     try:
         from radfeat.features.habitats import HabitatSettings
 
-        HabitatSettings.from_dict(habitats)
+        HabitatSettings.from_settings(settings)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: {exc}") from None
     bad = set(settings.get("run") or {}) - _RUN_KEYS
