@@ -338,6 +338,9 @@ def benchmark(
     from models.data import load_dataset
     from models.report import write_report
 
+    if not table.is_file():
+        err.print(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)", markup=False)
+        raise typer.Exit(EXIT_USAGE)
     names = [n.strip() for n in families.split(",") if n.strip()]
     names = [m for n in names for m in (("svm_linear", "svm_rbf") if n == "svm" else (n,))]
     try:

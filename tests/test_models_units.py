@@ -171,3 +171,5 @@ def test_cli_benchmark_on_a_table(tmp_path):
     assert (tmp_path / "res" / "report.html").exists() and "auto" in result.stdout
     bad = CliRunner().invoke(app, ["benchmark", str(path), "--label", "egfr", "--families", "nope"])
     assert bad.exit_code == 2
+    missing = CliRunner().invoke(app, ["benchmark", str(tmp_path / "absent.csv"), "--label", "egfr"])
+    assert missing.exit_code == 2 and "table not found" in missing.output
