@@ -359,6 +359,8 @@ def cross_validate(
     from joblib import Parallel, delayed
 
     config = config or CVConfig()
+    if tuner is not None and tuner_name == "grid":
+        tuner_name = getattr(tuner, "name", type(tuner).__name__)
     families = list(families)
     for name in families:
         get_family(name)

@@ -174,9 +174,10 @@ def _report_extraction(result) -> None:
 class _progress:
     """A rich progress bar (done / failed / rate / ETA) fed by the runner's status callback."""
 
-    def __init__(self, quiet: bool, title: str = "extract") -> None:
+    def __init__(self, quiet: bool, title: str = "extract", unit: str = "cases") -> None:
         self.quiet = quiet
         self.title = title
+        self.unit = unit
         self.done = self.failed = 0
 
     def __enter__(self):
@@ -185,7 +186,7 @@ class _progress:
         if self.quiet:
             return self._log
         self.bar = Progress(
-            TextColumn("[bold]extract"),
+            TextColumn(f"[bold]{self.title}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("failed {task.fields[failed]}"),
@@ -200,7 +201,7 @@ class _progress:
 
     def _log(self, status: dict) -> None:
         if "total" in status:
-            err.print(f"extracting {status['total']} case(s)")
+            err.print(f"{self.title}: {status['total']} to do")
             return
         state = "ok" if status.get("ok") else f"FAILED [{status.get('stage')}] {status.get('error')}"
         err.print(f"{status['case_id']}: {'cached ' if status.get('cached') else ''}{state}", markup=False)
@@ -210,7 +211,7 @@ class _progress:
 
         if "total" in status:
             self.t0 = time.perf_counter()
-            self.task = self.bar.add_task("extract", total=status["total"], failed=0, rate="")
+            self.task = self.bar.add_task(self.title, total=status["total"], failed=0, rate="")
             return
         self.done += 1
         self.failed += 0 if status.get("ok") else 1
@@ -219,7 +220,7 @@ class _progress:
             self.task,
             completed=self.done,
             failed=self.failed,
-            rate=f"{60 * self.done / elapsed:.1f} cases/min",
+            rate=f"{60 * self.done / elapsed:.1f} {self.unit}/min",
         )
 
     def __exit__(self, *exc) -> None:
@@ -331,6 +332,13 @@ def benchmark(
         "--habitats-manifest",
         help="Cohort manifest: refit the habitat model inside every training fold and add its features.",
     ),
+    tuner: str = typer.Option(
+        "grid", "--tuner", help="Inner tuning: 'grid' (compact grid) or 'optuna' (a study per fold)."
+    ),
+    trials: int = typer.Option(30, "--trials", min=1, help="Optuna trials per family and outer fold."),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Optuna storage for --tuner optuna (default sqlite in the output folder)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Compare model families with honest (nested) repeated CV; write a report with figures."""
@@ -358,9 +366,26 @@ def benchmark(
 
         for n in names:
             get_family(n)
+        if tuner not in ("grid", "optuna"):
+            raise ValueError(f"--tuner must be 'grid' or 'optuna', got {tuner!r}")
+        if tuner == "optuna" and not nested:
+            raise ValueError("--tuner optuna needs --nested (tuning happens in the inner CV)")
     except ValueError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(EXIT_USAGE) from None
+    optuna_tuner = None
+    if tuner == "optuna":
+        import optuna
+
+        from models.tuning import OptunaTuner, TuneConfig
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna_tuner = OptunaTuner(
+            TuneConfig(n_trials=trials, inner_splits=inner_folds, inner_repeats=inner_repeats),
+            storage=storage,
+            outdir=str(output),
+            label=label,
+        )
     err.print(
         f"{data.name}: {len(data)} cases ({int(data.y.sum())} positive '{data.positive}'), "
         f"{data.X.shape[1]} features; families {', '.join(names)}",
@@ -375,7 +400,7 @@ def benchmark(
         rows = load_manifest(habitats).rows()
         hook = HabitatFoldFeatures(rows, load_settings())
     total = config.n_splits * config.n_repeats
-    with _progress(quiet, title="outer folds") as progress:
+    with _progress(quiet, title="outer folds", unit="folds") as progress:
         progress({"total": total})
         result = cross_validate(
             data,
@@ -383,6 +408,7 @@ def benchmark(
             config,
             cache_dir=output / "folds",
             fold_features=hook,
+            tuner=optuna_tuner,
             progress=lambda s: progress(
                 {"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True, "cached": s.get("cached")}
             ),
@@ -392,6 +418,102 @@ def benchmark(
     for family, row in summary.iterrows():
         out.print(f"{family:12s} AUC {row.mean_auc:.3f} ± {row.sd_auc:.3f}", markup=False)
     out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
+
+
+@app.command()
+def tune(
+    table: Path = typer.Argument(..., help="Feature table (radfeat Parquet/CSV, or a foreign CSV)."),
+    label: str = typer.Option(..., "--label", help="Outcome column, e.g. egfr."),
+    family: str = typer.Option("xgb", "--family", help="Model family to tune (see `radfeat benchmark`)."),
+    positive: str | None = typer.Option(None, help="Positive class for a string label."),
+    trials: int = typer.Option(100, "--trials", min=1, help="Total trials of the study (all workers)."),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="sqlite:///file.db (default <output>/optuna.db), journal:<file> (many processes, one disk) "
+        "or any SQLAlchemy URL such as postgresql+psycopg2://user@host/db (many machines).",
+    ),
+    study: str | None = typer.Option(None, "--study", help="Study name (default: derived from the data)."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Stop this worker after S seconds."),
+    sampler: str = typer.Option("tpe", help="tpe or random."),
+    pruner: str = typer.Option("median", help="median, halving or none."),
+    inner: str = typer.Option("5x2", "--inner", help="Inner CV folds x repeats of the objective."),
+    seed: int = typer.Option(0, help="Seed of the sampler, the inner folds and the models."),
+    worker: int = typer.Option(0, help="Worker index (0, 1, ...): offsets the sampler seed."),
+    heartbeat: int = typer.Option(30, "--heartbeat-interval", min=1, help="Seconds between heartbeats."),
+    grace: int = typer.Option(90, "--grace-period", min=2, help="A trial silent this long (s) is retried."),
+    output: Path = typer.Option(Path("tune_results"), "--output", "-o", help="Artefacts folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Tune one family's hyper-parameters in a persistent Optuna study (resumes; several workers may
+    share a storage); write best parameters, the trial table and figures."""
+    import optuna
+
+    from models.data import load_dataset
+    from models.tuning import StudyMismatchError, TuneConfig
+    from models.tuning import tune as run_tune
+
+    if not table.is_file():
+        err.print(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        inner_folds, inner_repeats = (int(v) for v in inner.lower().split("x"))
+        config = TuneConfig(
+            n_trials=trials,
+            timeout=timeout,
+            sampler=sampler,
+            pruner=pruner,
+            inner_splits=inner_folds,
+            inner_repeats=inner_repeats,
+            seed=seed,
+            worker=worker,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+        )
+        from models.zoo import get_family
+
+        get_family(family)
+        data = load_dataset(table, label, positive=positive)
+    except ValueError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    err.print(
+        f"{data.name}: {len(data)} cases, {data.X.shape[1]} features; tuning {family} "
+        f"({sampler} sampler, {pruner} pruner, {trials} trials in total)",
+        markup=False,
+    )
+    with _progress(quiet, title=f"tune {family}", unit="trials") as progress:
+        progress({"total": trials})
+
+        def tick(study, trial) -> None:
+            if trial.state.name in ("COMPLETE", "PRUNED"):
+                progress({"case_id": f"trial {trial.number}", "ok": True})
+
+        try:
+            result = run_tune(
+                data.X,
+                data.y,
+                family,
+                config,
+                groups=data.groups,
+                label=label,
+                storage=storage,
+                name=study,
+                outdir=output,
+                callbacks=[tick],
+            )
+        except StudyMismatchError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+    out.print(
+        f"study {result.study_name} ({result.storage}): {result.n_complete} complete, "
+        f"{result.n_pruned} pruned, {result.n_failed} failed",
+        markup=False,
+    )
+    if result.n_complete:
+        out.print(f"best inner-CV AUC {result.best_value:.3f} with {result.best_params}", markup=False)
+    out.print(f"artefacts: {output}  (browse: optuna-dashboard {result.storage.removeprefix('journal:')})")
 
 
 @app.command()
