@@ -1,0 +1,314 @@
+"""Inputs of the fusion network: tumour-centred PET/CT patches, feature tokens, task labels.
+
+Patches are resampled in physical space onto one grid per case centred on the tumour centroid
+(:class:`PatchSpec`: in-plane ``size`` pixels of ``pixel_mm``, ``n_slices`` axial slices of ``slice_mm``
+per view, ``n_views`` views stepped by ``view_step`` slices along z), so PET and CT share the grid and
+the peritumoural margin is ``size * pixel_mm / 2`` minus the tumour radius. CT is clipped to
+``hu_window`` and scaled to [-1, 1]; SUV is clipped to [0, ``suv_max``] and divided by 5.
+
+Feature tokens come from named column groups of a radfeat table (:data:`FEATURE_GROUPS`); the
+per-group column choice, imputation and scaling are fitted on the training fold only
+(:class:`FeaturePrep`). Labels: one integer class per task, -1 where missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+__all__ = [
+    "PatchSpec",
+    "FusionData",
+    "FeaturePrep",
+    "FEATURE_GROUPS",
+    "extract_patches",
+    "build_fusion_data",
+    "synthetic_fusion_data",
+]
+
+#: Column groups of a radfeat table usable as feature tokens (regular expressions on column names).
+FEATURE_GROUPS = {
+    "habitat": r"^(hab_|ct_hab\d|pet_hab\d)",
+    "pet": r"^pet_tumour_suv_",
+    "ct": r"^ct_tumour_",
+    "pet_radiomics": r"^pet_tumour_(?!suv_)",
+}
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """Patch geometry: in-plane ``size`` × ``size`` pixels of ``pixel_mm`` mm; ``n_slices`` slices of
+    ``slice_mm`` mm per view (the channels: 3 = 2.5D; a larger value makes a thick 3D slab);
+    ``n_views`` views per case, ``view_step`` slices apart along z (training samples several views per
+    patient; evaluation averages over them)."""
+
+    size: int = 32
+    pixel_mm: float = 2.0
+    n_slices: int = 3
+    slice_mm: float = 2.0
+    n_views: int = 5
+    view_step: int = 1
+    hu_window: tuple[float, float] = (-1000.0, 400.0)
+    suv_max: float = 20.0
+
+    @property
+    def depth(self) -> int:
+        return self.n_slices + self.view_step * (self.n_views - 1)
+
+
+def _reference(centre_mm: np.ndarray, spec: PatchSpec) -> sitk.Image:
+    ref = sitk.Image([spec.size, spec.size, spec.depth], sitk.sitkFloat32)
+    spacing = np.array([spec.pixel_mm, spec.pixel_mm, spec.slice_mm])
+    ref.SetSpacing(spacing.tolist())
+    extent = (np.array([spec.size, spec.size, spec.depth]) - 1) * spacing
+    ref.SetOrigin((centre_mm - extent / 2).tolist())
+    return ref
+
+
+def scale_ct(hu: np.ndarray, spec: PatchSpec) -> np.ndarray:
+    lo, hi = spec.hu_window
+    return ((np.clip(hu, lo, hi) - lo) / (hi - lo) * 2 - 1).astype(np.float32)
+
+
+def scale_suv(suv: np.ndarray, spec: PatchSpec) -> np.ndarray:
+    return (np.clip(suv, 0, spec.suv_max) / 5.0).astype(np.float32)
+
+
+def _views(volume: np.ndarray, spec: PatchSpec) -> np.ndarray:
+    """(depth, H, W) → (n_views, n_slices, H, W)."""
+    return np.stack([volume[v * spec.view_step : v * spec.view_step + spec.n_slices] for v in range(spec.n_views)])
+
+
+def extract_patches(row: dict, spec: PatchSpec) -> dict[str, np.ndarray]:
+    """CT, PET and mask patches of one manifest row: arrays (n_views, n_slices, size, size)."""
+    from radfeat.geometry import mask_centroid_mm, resample_to_reference
+    from radfeat.io import read_image, read_mask, read_pet_suv
+
+    case = str(row["case_id"])
+    ct = read_image(row["ct"])
+    mask = read_mask(row["mask"], int(row.get("mask_label") or 1), case_id=case)
+    mask.CopyInformation(ct)
+    pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
+    ref = _reference(mask_centroid_mm(mask), spec)
+    ct_p = sitk.GetArrayFromImage(resample_to_reference(ct, ref, "linear", spec.hu_window[0]))
+    pet_p = sitk.GetArrayFromImage(resample_to_reference(pet, ref, "linear", 0.0))
+    mask_p = sitk.GetArrayFromImage(resample_to_reference(sitk.Cast(mask, sitk.sitkFloat32), ref, "linear"))
+    return {
+        "ct": _views(scale_ct(ct_p, spec), spec),
+        "pet": _views(scale_suv(pet_p, spec), spec),
+        "mask": _views((mask_p >= 0.5).astype(np.uint8), spec),
+    }
+
+
+@dataclass
+class FusionData:
+    """A cohort ready for the network. Patch arrays are (cases, views, slices, H, W) float32."""
+
+    case_ids: np.ndarray
+    ct: np.ndarray
+    pet: np.ndarray
+    mask: np.ndarray
+    labels: dict[str, np.ndarray]
+    classes: dict[str, list[str]]
+    features: pd.DataFrame | None = None
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    cohort: np.ndarray | None = None
+    spec: PatchSpec = field(default_factory=PatchSpec)
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.labels)
+
+    def n_classes(self, task: str) -> int:
+        return len(self.classes[task])
+
+
+def _encode_labels(values: pd.Series, positive: str | None) -> tuple[np.ndarray, list[str]]:
+    present = values.dropna()
+    classes = sorted(present.astype(str).unique().tolist())
+    if positive is not None:
+        if positive not in classes:
+            raise ValueError(f"positive class {positive!r} not among {values.name!r} classes {classes}")
+        classes = [c for c in classes if c != positive] + [positive]
+    index = {c: i for i, c in enumerate(classes)}
+    codes = np.array([-1 if pd.isna(v) else index[str(v)] for v in values], dtype=np.int32)
+    return codes, classes
+
+
+def _clean_label(v):
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return v
+
+
+def build_fusion_data(
+    manifest: str | Path,
+    table: str | Path | pd.DataFrame | None = None,
+    *,
+    tasks: Sequence[str] = ("egfr", "subtype"),
+    positive: dict[str, str] | None = None,
+    groups: Sequence[str] = ("habitat", "pet"),
+    spec: PatchSpec | None = None,
+    jobs: int = 1,
+) -> FusionData:
+    """Patches for every manifest case, labels for ``tasks`` (from the manifest, else the table) and the
+    chosen feature-column groups of ``table`` (rows matched by ``case_id``).
+
+    A case whose images cannot be read stops the build with an error naming the case and file (fix the
+    manifest with ``radfeat validate`` first).
+    """
+    from joblib import Parallel, delayed
+
+    from radfeat.manifest import load_manifest
+    from radfeat.table import read_table
+
+    spec = spec or PatchSpec()
+    rows = load_manifest(manifest).rows()
+    patches = Parallel(n_jobs=jobs)(delayed(extract_patches)(r, spec) for r in rows)
+    ids = np.array([str(r["case_id"]) for r in rows])
+    frame = None
+    if table is not None:
+        frame = table if isinstance(table, pd.DataFrame) else read_table(table)
+        frame = frame.set_index("case_id") if "case_id" in frame.columns else frame
+        frame.index = frame.index.astype(str)
+        missing = sorted(set(ids) - set(frame.index))
+        if missing:
+            raise ValueError(f"{len(missing)} manifest case(s) absent from the feature table: {missing[:5]}")
+        frame = frame.loc[ids]
+    label_source = pd.DataFrame(rows).set_index("case_id")
+    labels, classes = {}, {}
+    positive = positive or {}
+    for task in tasks:
+        source = label_source if task in label_source.columns else frame
+        if source is None or task not in source.columns:
+            raise ValueError(f"label column {task!r} is in neither the manifest nor the feature table")
+        values = source[task].map(_clean_label) if source is label_source else source[task]
+        labels[task], classes[task] = _encode_labels(values.reindex(ids), positive.get(task))
+    features, columns = None, {}
+    if frame is not None:
+        for g in groups:
+            if g not in FEATURE_GROUPS:
+                raise ValueError(f"unknown feature group {g!r}; choose from {sorted(FEATURE_GROUPS)}")
+            pattern = re.compile(FEATURE_GROUPS[g])
+            cols = [c for c in frame.columns if isinstance(c, str) and pattern.match(c)]
+            cols = [c for c in cols if pd.api.types.is_numeric_dtype(frame[c])]
+            if cols:
+                columns[g] = cols
+        used = [c for cols in columns.values() for c in cols]
+        features = frame[used].astype(float).reset_index(drop=True) if used else None
+    cohort = label_source["cohort"].reindex(ids).astype(str).to_numpy() if "cohort" in label_source else None
+    return FusionData(
+        case_ids=ids,
+        ct=np.stack([p["ct"] for p in patches]),
+        pet=np.stack([p["pet"] for p in patches]),
+        mask=np.stack([p["mask"] for p in patches]),
+        labels=labels,
+        classes=classes,
+        features=features,
+        groups=columns,
+        cohort=cohort,
+        spec=spec,
+    )
+
+
+@dataclass
+class FeaturePrep:
+    """Feature tokens fitted on a training fold: per group the ``k_per_group`` columns with the largest
+    ANOVA F against the primary task, median imputation, robust scaling (median / IQR), clip ±5.
+    ``drop_groups`` removes whole groups (the "without habitat / PET descriptors" ablations)."""
+
+    k_per_group: int = 16
+    drop_groups: tuple[str, ...] = ()
+
+    def fit(self, data: FusionData, train_idx: np.ndarray, task: str | None = None) -> FeaturePrep:
+        from sklearn.feature_selection import f_classif
+
+        self.columns_: list[str] = []
+        self.group_of_: list[int] = []
+        self.group_names_ = [g for g in data.groups if g not in self.drop_groups]
+        if data.features is None:
+            self.median_ = self.scale_ = np.zeros(0)
+            return self
+        task = task or data.tasks[0]
+        y = data.labels[task][train_idx]
+        known = y >= 0
+        for gi, g in enumerate(self.group_names_):
+            cols = data.groups[g]
+            X = data.features[cols].iloc[train_idx].to_numpy()
+            Xk = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)[known]
+            ok = np.nanstd(Xk, axis=0) > 0
+            with np.errstate(all="ignore"):
+                F = np.nan_to_num(f_classif(Xk[:, ok], y[known])[0], nan=0.0) if ok.any() else np.zeros(0)
+            ranked = np.array(cols)[ok][np.argsort(-F, kind="stable")][: self.k_per_group]
+            self.columns_ += ranked.tolist()
+            self.group_of_ += [gi] * len(ranked)
+        X = data.features[self.columns_].iloc[train_idx].to_numpy()
+        self.median_ = np.nanmedian(X, axis=0) if self.columns_ else np.zeros(0)
+        q75, q25 = (np.nanpercentile(X, q, axis=0) for q in (75, 25)) if self.columns_ else (0, 0)
+        scale = np.asarray(q75 - q25, dtype=float) / 1.349
+        std = np.nanstd(X, axis=0) if self.columns_ else np.zeros(0)
+        self.scale_ = np.where(scale > 1e-12, scale, np.where(std > 1e-12, std, 1.0))
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return len(self.columns_)
+
+    def transform(self, data: FusionData, idx: np.ndarray | None = None) -> np.ndarray:
+        """(cases, n_features) float32 scaled tokens' values."""
+        n = len(data) if idx is None else len(idx)
+        if not self.columns_:
+            return np.zeros((n, 0), np.float32)
+        frame = data.features[self.columns_]
+        X = (frame if idx is None else frame.iloc[idx]).to_numpy()
+        X = np.where(np.isnan(X), self.median_, X)
+        return np.clip((X - self.median_) / self.scale_, -5, 5).astype(np.float32)
+
+
+def synthetic_fusion_data(
+    out_dir: str | Path,
+    n_cases: int = 64,
+    *,
+    seed: int = 0,
+    signal: float = 1.0,
+    spec: PatchSpec | None = None,
+    jobs: int = 1,
+) -> FusionData:
+    """A synthetic cohort (``radfeat synth``) with PET descriptors as feature tokens: quick to build for
+    tests, notebooks and benchmarks. ``signal=0`` makes labels independent of images and features
+    (the clinical link is switched off as well)."""
+    from joblib import Parallel, delayed
+
+    from radfeat.manifest import load_manifest
+    from radfeat.synth import make_cohort
+
+    manifest = make_cohort(out_dir, n_cases, seed=seed, signal=signal, clinical_signal=signal, external_fraction=0)
+    rows = load_manifest(manifest).rows()
+    table = pd.DataFrame(Parallel(n_jobs=jobs)(delayed(_pet_descriptor_row)(r) for r in rows))
+    return build_fusion_data(manifest, table, groups=("habitat", "pet"), spec=spec, jobs=jobs)
+
+
+def _pet_descriptor_row(row: dict) -> dict:
+    from radfeat.features.pet import pet_descriptors
+    from radfeat.io import read_image, read_mask, read_pet_suv
+    from radfeat.pipeline import pet_mask_from_ct
+
+    case = str(row["case_id"])
+    ct = read_image(row["ct"])
+    mask = read_mask(row["mask"], 1, case_id=case)
+    mask.CopyInformation(ct)
+    pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
+    pet_mask = pet_mask_from_ct(mask, pet)
+    values = pet_descriptors(
+        sitk.GetArrayViewFromImage(pet), sitk.GetArrayViewFromImage(pet_mask) > 0, pet.GetSpacing()
+    )
+    return {"case_id": case, **{f"pet_tumour_suv_{k}": float(v) for k, v in values.items()}}

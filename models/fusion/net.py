@@ -1,0 +1,236 @@
+"""The DMDP-style fusion network (Flax NNX).
+
+Inputs per sample: CT and PET patches (H, W, S) with the S axial slices as channels, and F scaled
+feature values with their group index. Shapes below: B batch, d model width, n tokens.
+
+* **Feature tokens** (FT-Transformer): value x_j → x_j·W_j + b_j + group embedding, a learned CLS token
+  in front.
+* **Image tokens**: a conv stem per modality gives a scale-1 map (H/4 × W/4 × d) and a scale-2 map
+  (H/8 × W/8 × d); each map is flattened into tokens with learned position and modality embeddings.
+* **Fusion per scale**: bidirectional cross-attention CT↔PET (CT tokens query PET tokens and vice
+  versa), or — the ablation — channel concatenation and a linear projection.
+* **Read-out**: CLS and feature tokens attend to each other, then cross-attend to the fused image
+  tokens of all scales; the CLS token feeds one head per task (1 logit for a binary task, K for K
+  classes).
+
+Every ablation is a :class:`FusionConfig` switch (see :data:`models.fusion.ablation.ABLATIONS`).
+``cam_delta`` adds a tensor to the scale-1 maps: its gradient is the gradient with respect to those
+maps (Grad-CAM, :mod:`models.fusion.gradcam`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+__all__ = ["FusionConfig", "FusionNet", "Attention"]
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Architecture switches. ``modalities`` () with ``use_features`` is the features-only model;
+    ``use_features=False`` the image-only model; ``fusion="concat"`` replaces cross-attention;
+    ``scales=1`` keeps the scale-1 tokens only."""
+
+    d: int = 64
+    heads: int = 4
+    blocks: int = 1
+    in_slices: int = 3
+    patch: int = 32
+    scales: int = 2
+    modalities: tuple[str, ...] = ("ct", "pet")
+    use_features: bool = True
+    fusion: str = "cross"
+    tasks: tuple[str, ...] = ("egfr", "subtype")
+    n_classes: tuple[int, ...] = (2, 2)
+    n_features: int = 0
+    n_groups: int = 1
+    dropout: float = 0.1
+    mlp_ratio: int = 2
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.fusion not in ("cross", "concat"):
+            raise ValueError(f"fusion must be 'cross' or 'concat', got {self.fusion!r}")
+        if self.scales not in (1, 2):
+            raise ValueError(f"scales must be 1 or 2, got {self.scales}")
+        if not self.modalities and not (self.use_features and self.n_features):
+            raise ValueError("a model needs images (modalities) or feature tokens")
+        if self.patch % 8:
+            raise ValueError(f"patch size must be a multiple of 8, got {self.patch}")
+        if len(self.tasks) != len(self.n_classes):
+            raise ValueError("tasks and n_classes must have the same length")
+
+    @property
+    def uses_images(self) -> bool:
+        return bool(self.modalities)
+
+    @property
+    def uses_features(self) -> bool:
+        return self.use_features and self.n_features > 0
+
+
+class Attention(nnx.Module):
+    """Multi-head attention returning the attention weights (B, heads, n_q, n_kv) as well."""
+
+    def __init__(self, d: int, heads: int, *, rngs: nnx.Rngs) -> None:
+        self.heads = heads
+        self.q = nnx.Linear(d, d, rngs=rngs)
+        self.k = nnx.Linear(d, d, rngs=rngs)
+        self.v = nnx.Linear(d, d, rngs=rngs)
+        self.o = nnx.Linear(d, d, rngs=rngs)
+
+    def __call__(self, xq: jax.Array, xkv: jax.Array, key_mask: jax.Array | None = None):
+        B, nq, d = xq.shape
+        h = self.heads
+
+        def split(t):
+            return t.reshape(B, -1, h, d // h).transpose(0, 2, 1, 3)
+
+        q, k, v = split(self.q(xq)), split(self.k(xkv)), split(self.v(xkv))
+        logits = jnp.einsum("bhqc,bhkc->bhqk", q, k) / jnp.sqrt(d // h)
+        if key_mask is not None:
+            logits = jnp.where(key_mask[:, None, None, :], logits, -1e9)
+        weights = jax.nn.softmax(logits, axis=-1)
+        out = jnp.einsum("bhqk,bhkc->bhqc", weights, v).transpose(0, 2, 1, 3).reshape(B, nq, d)
+        return self.o(out), weights
+
+
+class Block(nnx.Module):
+    """Pre-norm (cross-)attention block: x + Attn(LN x, LN kv); x + MLP(LN x)."""
+
+    def __init__(self, d: int, heads: int, mlp_ratio: int, dropout: float, *, rngs: nnx.Rngs) -> None:
+        self.ln_q = nnx.LayerNorm(d, rngs=rngs)
+        self.ln_kv = nnx.LayerNorm(d, rngs=rngs)
+        self.attn = Attention(d, heads, rngs=rngs)
+        self.ln_mlp = nnx.LayerNorm(d, rngs=rngs)
+        self.fc1 = nnx.Linear(d, mlp_ratio * d, rngs=rngs)
+        self.fc2 = nnx.Linear(mlp_ratio * d, d, rngs=rngs)
+        self.drop = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x, kv=None, key_mask=None):
+        kv_in = self.ln_q(x) if kv is None else self.ln_kv(kv)
+        a, w = self.attn(self.ln_q(x), kv_in, key_mask)
+        x = x + self.drop(a)
+        x = x + self.drop(self.fc2(jax.nn.gelu(self.fc1(self.ln_mlp(x)))))
+        return x, w
+
+
+class ConvStem(nnx.Module):
+    """(B, H, W, S) → scale-1 map (B, H/4, W/4, d) and scale-2 map (B, H/8, W/8, d)."""
+
+    def __init__(self, in_ch: int, d: int, *, rngs: nnx.Rngs) -> None:
+        c = max(d // 2, 8)
+        self.c1 = nnx.Conv(in_ch, c, (3, 3), rngs=rngs)
+        self.c2 = nnx.Conv(c, c, (3, 3), strides=2, rngs=rngs)
+        self.c3 = nnx.Conv(c, d, (3, 3), strides=2, rngs=rngs)
+        self.c4 = nnx.Conv(d, d, (3, 3), strides=2, rngs=rngs)
+        self.n1, self.n2 = nnx.LayerNorm(c, rngs=rngs), nnx.LayerNorm(c, rngs=rngs)
+        self.n3, self.n4 = nnx.LayerNorm(d, rngs=rngs), nnx.LayerNorm(d, rngs=rngs)
+
+    def __call__(self, x, cam_delta=None):
+        x = jax.nn.gelu(self.n1(self.c1(x)))
+        x = jax.nn.gelu(self.n2(self.c2(x)))
+        s1 = jax.nn.gelu(self.n3(self.c3(x)))
+        if cam_delta is not None:
+            s1 = s1 + cam_delta
+        s2 = jax.nn.gelu(self.n4(self.c4(s1)))
+        return s1, s2
+
+
+class FusionNet(nnx.Module):
+    """See the module docstring. ``__call__(batch) -> (logits per task, aux)``; ``aux`` holds the
+    scale-1 maps and the CLS→image attention weights."""
+
+    def __init__(self, config: FusionConfig, *, rngs: nnx.Rngs) -> None:
+        cfg = self.config = config
+        d = cfg.d
+        self.stems = nnx.Dict({m: ConvStem(cfg.in_slices, d, rngs=rngs) for m in cfg.modalities})
+        sizes = [(cfg.patch // 4) ** 2, (cfg.patch // 8) ** 2][: cfg.scales]
+        init = nnx.initializers.normal(0.02)
+        self.pos = nnx.List([nnx.Param(init(rngs.params(), (n, d))) for n in sizes])
+        self.modality = nnx.Param(init(rngs.params(), (2, d)))
+        two = len(cfg.modalities) == 2
+        if two and cfg.fusion == "cross":
+            self.ct_from_pet = nnx.List([Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes])
+            self.pet_from_ct = nnx.List([Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes])
+        elif cfg.modalities:
+            self.mix = nnx.List(
+                [nnx.Linear(d * len(cfg.modalities), d, rngs=rngs) for _ in sizes] if two else []
+            )
+            self.self_blocks = nnx.List([Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes])
+        if cfg.uses_features:
+            self.feat_w = nnx.Param(init(rngs.params(), (cfg.n_features, d)))
+            self.feat_b = nnx.Param(jnp.zeros((cfg.n_features, d)))
+            self.group_emb = nnx.Param(init(rngs.params(), (max(cfg.n_groups, 1), d)))
+        self.cls = nnx.Param(init(rngs.params(), (1, 1, d)))
+        self.token_blocks = nnx.List(
+            [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in range(cfg.blocks)]
+            if cfg.uses_features
+            else []
+        )
+        self.read_blocks = nnx.List(
+            [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in range(cfg.blocks)]
+            if cfg.uses_images
+            else []
+        )
+        self.ln_out = nnx.LayerNorm(d, rngs=rngs)
+        self.heads = nnx.List([nnx.Linear(d, 1 if k == 2 else k, rngs=rngs) for k in cfg.n_classes])
+        self.log_vars = nnx.Param(jnp.zeros((len(cfg.tasks),)))  # Kendall uncertainty weights
+
+    def image_tokens(self, batch: dict, cam_delta: dict | None = None):
+        """Fused image tokens (B, n, d) over all scales and the scale-1 maps per modality."""
+        cfg = self.config
+        maps = {}
+        per_scale = {m: [] for m in cfg.modalities}
+        for i, m in enumerate(cfg.modalities):
+            s1, s2 = self.stems[m](batch[m], None if cam_delta is None else cam_delta.get(m))
+            maps[m] = s1
+            for s, fmap in enumerate((s1, s2)[: cfg.scales]):
+                B, h, w, d = fmap.shape
+                modality_index = 0 if m == "ct" else 1
+                per_scale[m].append(fmap.reshape(B, h * w, d) + self.pos[s][None] + self.modality[modality_index])
+        fused = []
+        for s in range(cfg.scales):
+            if len(cfg.modalities) == 2 and cfg.fusion == "cross":
+                ct, pet = per_scale["ct"][s], per_scale["pet"][s]
+                ct2, _ = self.ct_from_pet[s](ct, pet)
+                pet2, _ = self.pet_from_ct[s](pet, ct)
+                fused.append(jnp.concatenate([ct2, pet2], axis=1))
+            else:
+                tokens = [per_scale[m][s] for m in cfg.modalities]
+                x = self.mix[s](jnp.concatenate(tokens, axis=-1)) if len(tokens) == 2 else tokens[0]
+                fused.append(self.self_blocks[s](x)[0])
+        return jnp.concatenate(fused, axis=1), maps
+
+    def encode(self, batch: dict, cam_delta: dict | None = None):
+        """The CLS representation (B, d) and aux outputs."""
+        cfg = self.config
+        B = batch["ct"].shape[0] if "ct" in batch else batch["x"].shape[0]
+        tokens = jnp.broadcast_to(self.cls[...], (B, 1, cfg.d))
+        if cfg.uses_features:
+            x = batch["x"][..., None] * self.feat_w[None] + self.feat_b[None]
+            x = x + self.group_emb[batch["groups"]][None]
+            tokens = jnp.concatenate([tokens, x], axis=1)
+            key_mask = jnp.concatenate(
+                [jnp.ones((B, 1), bool), jnp.broadcast_to(batch["feature_on"][None], (B, cfg.n_features))], axis=1
+            )
+            for blk in self.token_blocks:
+                tokens, _ = blk(tokens, key_mask=key_mask)
+        aux: dict = {}
+        if cfg.uses_images:
+            img, maps = self.image_tokens(batch, cam_delta)
+            aux["maps"] = maps
+            for blk in self.read_blocks:
+                tokens, w = blk(tokens, img)
+            aux["cls_attention"] = w[:, :, 0, :]  # (B, heads, n_image_tokens)
+        return self.ln_out(tokens[:, 0]), aux
+
+    def __call__(self, batch: dict, cam_delta: dict | None = None):
+        cls, aux = self.encode(batch, cam_delta)
+        logits = {t: head(cls) for t, head in zip(self.config.tasks, self.heads, strict=True)}
+        aux["cls"] = cls
+        return logits, aux
