@@ -82,7 +82,9 @@ def scale_suv(suv: np.ndarray, spec: PatchSpec) -> np.ndarray:
 
 def _views(volume: np.ndarray, spec: PatchSpec) -> np.ndarray:
     """(depth, H, W) → (n_views, n_slices, H, W)."""
-    return np.stack([volume[v * spec.view_step : v * spec.view_step + spec.n_slices] for v in range(spec.n_views)])
+    return np.stack(
+        [volume[v * spec.view_step : v * spec.view_step + spec.n_slices] for v in range(spec.n_views)]
+    )
 
 
 def extract_patches(row: dict, spec: PatchSpec) -> dict[str, np.ndarray]:
@@ -291,7 +293,9 @@ def synthetic_fusion_data(
     from radfeat.manifest import load_manifest
     from radfeat.synth import make_cohort
 
-    manifest = make_cohort(out_dir, n_cases, seed=seed, signal=signal, clinical_signal=signal, external_fraction=0)
+    manifest = make_cohort(
+        out_dir, n_cases, seed=seed, signal=signal, clinical_signal=signal, external_fraction=0
+    )
     rows = load_manifest(manifest).rows()
     table = pd.DataFrame(Parallel(n_jobs=jobs)(delayed(_pet_descriptor_row)(r) for r in rows))
     return build_fusion_data(manifest, table, groups=("habitat", "pet"), spec=spec, jobs=jobs)

@@ -50,9 +50,12 @@ class FusionConfig:
     n_groups: int = 1
     dropout: float = 0.1
     mlp_ratio: int = 2
+    architecture: str = "dmdp"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        if self.architecture not in ("dmdp", "egfr_dls"):
+            raise ValueError(f"architecture must be 'dmdp' or 'egfr_dls', got {self.architecture!r}")
         if self.fusion not in ("cross", "concat"):
             raise ValueError(f"fusion must be 'cross' or 'concat', got {self.fusion!r}")
         if self.scales not in (1, 2):
@@ -155,13 +158,19 @@ class FusionNet(nnx.Module):
         self.modality = nnx.Param(init(rngs.params(), (2, d)))
         two = len(cfg.modalities) == 2
         if two and cfg.fusion == "cross":
-            self.ct_from_pet = nnx.List([Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes])
-            self.pet_from_ct = nnx.List([Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes])
+            self.ct_from_pet = nnx.List(
+                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes]
+            )
+            self.pet_from_ct = nnx.List(
+                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes]
+            )
         elif cfg.modalities:
             self.mix = nnx.List(
                 [nnx.Linear(d * len(cfg.modalities), d, rngs=rngs) for _ in sizes] if two else []
             )
-            self.self_blocks = nnx.List([Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes])
+            self.self_blocks = nnx.List(
+                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes]
+            )
         if cfg.uses_features:
             self.feat_w = nnx.Param(init(rngs.params(), (cfg.n_features, d)))
             self.feat_b = nnx.Param(jnp.zeros((cfg.n_features, d)))
@@ -186,13 +195,15 @@ class FusionNet(nnx.Module):
         cfg = self.config
         maps = {}
         per_scale = {m: [] for m in cfg.modalities}
-        for i, m in enumerate(cfg.modalities):
+        for m in cfg.modalities:
             s1, s2 = self.stems[m](batch[m], None if cam_delta is None else cam_delta.get(m))
             maps[m] = s1
             for s, fmap in enumerate((s1, s2)[: cfg.scales]):
                 B, h, w, d = fmap.shape
                 modality_index = 0 if m == "ct" else 1
-                per_scale[m].append(fmap.reshape(B, h * w, d) + self.pos[s][None] + self.modality[modality_index])
+                per_scale[m].append(
+                    fmap.reshape(B, h * w, d) + self.pos[s][None] + self.modality[modality_index]
+                )
         fused = []
         for s in range(cfg.scales):
             if len(cfg.modalities) == 2 and cfg.fusion == "cross":
@@ -216,7 +227,8 @@ class FusionNet(nnx.Module):
             x = x + self.group_emb[batch["groups"]][None]
             tokens = jnp.concatenate([tokens, x], axis=1)
             key_mask = jnp.concatenate(
-                [jnp.ones((B, 1), bool), jnp.broadcast_to(batch["feature_on"][None], (B, cfg.n_features))], axis=1
+                [jnp.ones((B, 1), bool), jnp.broadcast_to(batch["feature_on"][None], (B, cfg.n_features))],
+                axis=1,
             )
             for blk in self.token_blocks:
                 tokens, _ = blk(tokens, key_mask=key_mask)

@@ -12,6 +12,7 @@ device gives the same predictions, and a resumed run continues the same sequence
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import time
@@ -70,7 +71,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.loss_weighting not in ("kendall", "equal", "gradnorm"):
-            raise ValueError(f"loss_weighting must be kendall, equal or gradnorm, got {self.loss_weighting!r}")
+            raise ValueError(
+                f"loss_weighting must be kendall, equal or gradnorm, got {self.loss_weighting!r}"
+            )
 
 
 def enable_compilation_cache(path: str | Path | None = None) -> Path:
@@ -108,7 +111,9 @@ def _pad(batch: dict, size: int) -> dict:
     out = {}
     for k, v in batch.items():
         if isinstance(v, dict):
-            out[k] = {t: np.concatenate([a, np.zeros((size - n, *a.shape[1:]), a.dtype)]) for t, a in v.items()}
+            out[k] = {
+                t: np.concatenate([a, np.zeros((size - n, *a.shape[1:]), a.dtype)]) for t, a in v.items()
+            }
         else:
             out[k] = np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)])
     return out
@@ -121,7 +126,13 @@ def _labelled(data: FusionData, tasks, idx) -> dict:
 
 # ----------------------------------------------------------------------------------------- model
 def make_model(config: FusionConfig, seed: int) -> FusionNet:
-    return FusionNet(config, rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+    """The DMDP fusion network, or the EGFR-DLS-like baseline (``architecture="egfr_dls"``)."""
+    rngs = nnx.Rngs(params=seed, dropout=seed + 1)
+    if config.architecture == "egfr_dls":
+        from models.fusion.baseline_cnn import ResidualCNN
+
+        return ResidualCNN(config, rngs=rngs)
+    return FusionNet(config, rngs=rngs)
 
 
 def _decay_mask(params):
@@ -133,15 +144,24 @@ def _decay_mask(params):
     return jax.tree_util.tree_map_with_path(decide, params)
 
 
-def _optimizer(model: FusionNet, cfg: TrainConfig, steps_per_epoch: int) -> nnx.Optimizer:
+@functools.cache
+def _adamw(weight_decay: float) -> optax.GradientTransformation:
+    """AdamW without its learning rate (gradient clipping at norm 1, Adam moments, decoupled weight
+    decay on kernels, sign flip); the step multiplies by the scheduled learning rate. Keeping the
+    schedule out of the transformation keeps one compiled step for every fold and run length."""
+    return optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.scale_by_adam(),
+        optax.add_decayed_weights(weight_decay, mask=_decay_mask),
+        optax.scale(-1.0),
+    )
+
+
+def lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
+    """Linear warm-up over ``warmup_epochs`` to ``lr``, then cosine decay to ``lr / 100``."""
     total = max(cfg.epochs * steps_per_epoch, 2)
     warmup = min(max(cfg.warmup_epochs * steps_per_epoch, 1), total - 1)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, total, end_value=cfg.lr * 0.01)
-    tx = optax.chain(
-        optax.clip_by_global_norm(1.0),
-        optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_decay_mask),
-    )
-    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+    return optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, total, end_value=cfg.lr * 0.01)
 
 
 # ------------------------------------------------------------------------------------------- loss
@@ -190,9 +210,9 @@ def _augment(batch: dict, key: jax.Array, modalities) -> dict:
         src_x = s * yy + c * xx + (W - 1) / 2 + sh[1]
         src_x = jnp.where(fx, W - 1 - src_x, src_x)
         src_y = jnp.where(fy, H - 1 - src_y, src_y)
-        return jax.vmap(lambda ch: map_coordinates(ch, [src_y, src_x], order=1, mode="nearest"), in_axes=2, out_axes=2)(
-            img
-        )
+        return jax.vmap(
+            lambda ch: map_coordinates(ch, [src_y, src_x], order=1, mode="nearest"), in_axes=2, out_axes=2
+        )(img)
 
     out = dict(batch)
     for i, m in enumerate(modalities):
@@ -204,8 +224,10 @@ def _augment(batch: dict, key: jax.Array, modalities) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ steps
-@nnx.jit(static_argnames=("weighting", "augment"))
-def _train_step(model, optimizer, gn, batch, pos_weight, key, weighting: str, augment: bool):
+@nnx.jit(static_argnames=("weighting", "augment", "weight_decay"))
+def _train_step(
+    model, opt_state, gn, batch, pos_weight, key, lr, weighting: str, augment: bool, weight_decay: float
+):
     TRACE_COUNTS["train_step"] += 1  # runs at trace time only
     tasks = model.config.tasks
     if augment:
@@ -217,10 +239,13 @@ def _train_step(model, optimizer, gn, batch, pos_weight, key, weighting: str, au
         return _combine(losses, model, weighting, gn.weights[...]), (losses, aux["cls"])
 
     (loss, (losses, cls)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-    optimizer.update(model, grads)
+    params = nnx.state(model, nnx.Param)
+    updates, opt_state = _adamw(weight_decay).update(grads, opt_state, params)
+    updates = jax.tree.map(lambda u: lr * u, updates)
+    nnx.update(model, optax.apply_updates(params, updates))
     if weighting == "gradnorm":
         _gradnorm_update(model, gn, batch, pos_weight, tasks, cls, losses)
-    return loss, losses
+    return loss, losses, opt_state
 
 
 class GradNormState(nnx.Module):
@@ -256,7 +281,9 @@ def _gradnorm_update(model, gn, batch, pos_weight, tasks, cls, losses):
 def _predict_step(model, batch):
     TRACE_COUNTS["predict_step"] += 1
     logits, _ = model(batch)
-    return {t: (jax.nn.sigmoid(v[:, 0]) if v.shape[-1] == 1 else jax.nn.softmax(v, -1)) for t, v in logits.items()}
+    return {
+        t: (jax.nn.sigmoid(v[:, 0]) if v.shape[-1] == 1 else jax.nn.softmax(v, -1)) for t, v in logits.items()
+    }
 
 
 def predict(
@@ -328,16 +355,16 @@ def _unflatten(template, arrays: dict[str, np.ndarray]):
     return jax.tree_util.tree_unflatten(treedef, new)
 
 
-def save_checkpoint(path: str | Path, model, optimizer=None, meta: dict | None = None, best=None) -> Path:
-    """Model (and optimizer, best-so-far parameters) arrays in one ``.npz``, metadata in ``.json``;
+def save_checkpoint(path: str | Path, model, opt_state=None, meta: dict | None = None, best=None) -> Path:
+    """Model (and optimizer state, best-so-far parameters) arrays in one ``.npz``, metadata in ``.json``;
     each written to a temporary file and renamed."""
     from radfeat._atomic import atomic_path, write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"model/{k}": v for k, v in _flatten(nnx.to_pure_dict(nnx.state(model))).items()}
-    if optimizer is not None:
-        arrays.update({f"opt/{k}": v for k, v in _flatten(nnx.to_pure_dict(nnx.state(optimizer))).items()})
+    if opt_state is not None:
+        arrays.update({f"opt/{k}": v for k, v in _flatten(opt_state).items()})
     if best is not None:
         arrays.update({f"best/{k}": v for k, v in _flatten(best).items()})
     with atomic_path(path.with_suffix(".npz")) as tmp:
@@ -347,9 +374,9 @@ def save_checkpoint(path: str | Path, model, optimizer=None, meta: dict | None =
     return path.with_suffix(".npz")
 
 
-def load_checkpoint(path: str | Path, model, optimizer=None) -> tuple[dict, object | None]:
-    """Restore arrays saved by :func:`save_checkpoint` into ``model`` (and ``optimizer``); returns the
-    metadata and the best-so-far model state (a pure dict) when saved."""
+def load_checkpoint(path: str | Path, model, opt_state=None) -> tuple[dict, object | None, object | None]:
+    """Restore arrays saved by :func:`save_checkpoint` into ``model``; returns the metadata, the
+    best-so-far parameters (a pure dict) and the optimizer state (shaped like ``opt_state``) when saved."""
     path = Path(path)
     with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
@@ -361,14 +388,13 @@ def load_checkpoint(path: str | Path, model, optimizer=None) -> tuple[dict, obje
     pure = _unflatten(nnx.to_pure_dict(state), part("model/"))
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
-    if optimizer is not None and part("opt/"):
-        ostate = nnx.state(optimizer)
-        nnx.replace_by_pure_dict(ostate, _unflatten(nnx.to_pure_dict(ostate), part("opt/")))
-        nnx.update(optimizer, ostate)
+    restored_opt = None
+    if opt_state is not None and part("opt/"):
+        restored_opt = _unflatten(opt_state, part("opt/"))
     best = None
     if part("best/"):
         best = _unflatten(nnx.to_pure_dict(nnx.state(model, nnx.Param)), part("best/"))
-    return json.loads(path.with_suffix(".json").read_text()), best
+    return json.loads(path.with_suffix(".json").read_text()), best, restored_opt
 
 
 # ------------------------------------------------------------------------------------------- fit
@@ -426,19 +452,22 @@ def fit(
     V = data.ct.shape[1]
     samples = len(train_idx) * V
     steps = max(samples // cfg.batch_size, 1)
-    optimizer = _optimizer(model, cfg, steps)
+    opt_state = _adamw(cfg.weight_decay).init(nnx.state(model, nnx.Param))
+    schedule = lr_schedule(cfg, steps)
     gn = GradNormState(len(tasks))
     pos_weight = {}
     for t in tasks:
         y = data.labels[t][train_idx]
         y = y[y >= 0]
         pos = max(int((y == 1).sum()), 1)
-        pos_weight[t] = jnp.float32((len(y) - pos) / pos if cfg.class_weight and data.n_classes(t) == 2 else 1.0)
+        pos_weight[t] = jnp.float32(
+            (len(y) - pos) / pos if cfg.class_weight and data.n_classes(t) == 2 else 1.0
+        )
     static = _static_inputs(prep)
     history, best_auc, best_epoch, best_state, start = [], -np.inf, -1, None, 0
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.with_suffix(".npz").exists():
-        meta, best_state = load_checkpoint(ckpt, model, optimizer)
+        meta, best_state, opt_state = load_checkpoint(ckpt, model, opt_state)
         history, best_auc, best_epoch = meta["history"], meta["best_auc"], meta["best_epoch"]
         start = meta["epoch"] + 1
         if best_state is None:
@@ -456,19 +485,25 @@ def fit(
         for s in range(steps):
             sl = slice(s * cfg.batch_size, (s + 1) * cfg.batch_size)
             c, v = cases[sl], views[sl]
-            batch = {**_model_inputs(data, prep, c, v), **_labelled(data, tasks, c), "w": np.ones(len(c), np.float32)}
+            batch = {
+                **_model_inputs(data, prep, c, v),
+                **_labelled(data, tasks, c),
+                "w": np.ones(len(c), np.float32),
+            }
             batch = _pad(batch, cfg.batch_size)
             batch.update(static)
             key = jax.random.fold_in(base_key, epoch * 100_003 + s)
-            loss, _ = _train_step(
+            loss, _, opt_state = _train_step(
                 model,
-                optimizer,
+                opt_state,
                 gn,
                 jax.tree.map(jnp.asarray, batch),
                 pos_weight,
                 key,
+                jnp.float32(schedule(epoch * steps + s)),
                 weighting=cfg.loss_weighting,
                 augment=cfg.augment,
+                weight_decay=cfg.weight_decay,
             )
             losses.append(float(loss))
         val = validation_auc(model, data, val_idx, prep, cfg.eval_batch_size)
@@ -485,11 +520,11 @@ def fit(
         if np.isfinite(mean_auc) and mean_auc > best_auc:
             best_auc, best_epoch = mean_auc, epoch
             best_state = nnx.to_pure_dict(nnx.state(model, nnx.Param))  # immutable arrays: no copy needed
-        if progress:
-            progress(record)
         if ckpt is not None:
             meta = {"epoch": epoch, "history": history, "best_auc": best_auc, "best_epoch": best_epoch}
-            save_checkpoint(ckpt, model, optimizer, meta, best_state)
+            save_checkpoint(ckpt, model, opt_state, meta, best_state)
+        if progress:
+            progress(record)
     if best_state is not None:
         state = nnx.state(model, nnx.Param)
         nnx.replace_by_pure_dict(state, best_state)
@@ -555,7 +590,9 @@ def cross_validate_fusion(
                 progress({"repeat": r, "fold": f, **rec})
 
         cfg = replace(train_cfg, seed=train_cfg.seed + 1000 * r + f)
-        res = fit(model_cfg, cfg, data, tr, prep=replace(prep or FeaturePrep()), checkpoint=ckpt, progress=tick)
+        res = fit(
+            model_cfg, cfg, data, tr, prep=replace(prep or FeaturePrep()), checkpoint=ckpt, progress=tick
+        )
         probs = predict(res.model, data, te, res.prep, cfg.eval_batch_size)
         histories.append(res.history)
         for t in tasks:

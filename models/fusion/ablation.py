@@ -1,0 +1,157 @@
+"""Ablation runner: every variant trained with the same splits and seeds, out-of-fold AUCs with DeLong
+95 % CIs, ACC/SEN/SPEC with Wilson CIs, and paired DeLong tests against the full model (and, when
+given, the best classical family)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from models.fusion.data import FeaturePrep, FusionData
+from models.fusion.net import FusionConfig
+from models.fusion.train import FusionCVResult, TrainConfig, cross_validate_fusion
+
+__all__ = ["ABLATIONS", "run_ablations", "ablation_table"]
+
+#: Variant name → (model-config changes, feature groups dropped). "single_task" trains one model per task.
+ABLATIONS: dict[str, tuple[dict, tuple[str, ...]]] = {
+    "full": ({}, ()),
+    "single_task": ({}, ()),
+    "ct_only": ({"modalities": ("ct",)}, ()),
+    "pet_only": ({"modalities": ("pet",)}, ()),
+    "image_only": ({"use_features": False}, ()),
+    "features_only": ({"modalities": ()}, ()),
+    "concat_fusion": ({"fusion": "concat"}, ()),
+    "one_scale": ({"scales": 1}, ()),
+    "no_habitat": ({}, ("habitat",)),
+    "no_pet_descriptors": ({}, ("pet",)),
+}
+
+
+def _run_variant(
+    name: str,
+    data: FusionData,
+    model_cfg: FusionConfig,
+    train_cfg: TrainConfig,
+    prep: FeaturePrep,
+    n_splits: int,
+    n_repeats: int,
+    progress,
+) -> FusionCVResult:
+    changes, dropped = ABLATIONS[name]
+    variant_prep = replace(prep, drop_groups=tuple(prep.drop_groups) + dropped)
+    if name == "single_task":
+        parts, seconds = [], 0.0
+        for task in model_cfg.tasks:
+            cfg = replace(model_cfg, tasks=(task,), n_classes=(2,))
+            res = cross_validate_fusion(
+                data,
+                cfg,
+                train_cfg,
+                n_splits=n_splits,
+                n_repeats=n_repeats,
+                prep=variant_prep,
+                progress=progress,
+            )
+            parts.append(res.predictions)
+            seconds += res.seconds
+        return FusionCVResult(pd.concat(parts, ignore_index=True), seconds=seconds)
+    return cross_validate_fusion(
+        data,
+        replace(model_cfg, **changes),
+        train_cfg,
+        n_splits=n_splits,
+        n_repeats=n_repeats,
+        prep=variant_prep,
+        progress=progress,
+    )
+
+
+def run_ablations(
+    data: FusionData,
+    model_cfg: FusionConfig,
+    train_cfg: TrainConfig,
+    variants: Sequence[str] = tuple(ABLATIONS),
+    *,
+    n_splits: int = 5,
+    n_repeats: int = 1,
+    prep: FeaturePrep | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> dict[str, FusionCVResult]:
+    """Cross-validate each variant (same splits and seeds). Variants that remove something the data do
+    not have (e.g. ``no_habitat`` without habitat columns, or feature-token variants without a table)
+    are skipped, with the reason in ``progress``."""
+    prep = prep or FeaturePrep()
+    results = {}
+    for name in variants:
+        if name not in ABLATIONS:
+            raise ValueError(f"unknown ablation {name!r}; choose from {sorted(ABLATIONS)}")
+        changes, dropped = ABLATIONS[name]
+        if any(g not in data.groups for g in dropped) or (
+            not data.groups and (name == "features_only" or name == "image_only")
+        ):
+            if progress:
+                progress({"variant": name, "skipped": "the data have no such feature group"})
+            continue
+        if progress:
+            progress({"variant": name, "started": True})
+        results[name] = _run_variant(name, data, model_cfg, train_cfg, prep, n_splits, n_repeats, progress)
+    return results
+
+
+def ablation_table(
+    results: dict[str, FusionCVResult],
+    reference: str = "full",
+    classical: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """One row per (variant, task): AUC [DeLong 95 % CI], ACC/SEN/SPEC at the prevalence cut-off, and
+    the paired DeLong p-value against ``reference``. ``classical`` maps a task to case scores
+    (``case_id``, ``score``) of a classical model, added as a row and compared the same way."""
+    from models.stats import delong_test, roc_auc, threshold_metrics
+
+    scores: dict[tuple[str, str], pd.DataFrame] = {}
+    for name, res in results.items():
+        for task in res.predictions["task"].unique():
+            s = res.case_scores(task)
+            scores[(name, task)] = s[s["y"] >= 0].set_index("case_id")
+    for task, frame in (classical or {}).items():
+        base = next((v for (n, t), v in scores.items() if t == task), None)
+        if base is not None:
+            cs = frame.set_index("case_id")["score"].reindex(base.index)
+            scores[("classical", task)] = pd.DataFrame({"y": base["y"], "score": cs}).dropna()
+    rows = []
+    for (name, task), s in scores.items():
+        y, p = s["y"].to_numpy().astype(int), s["score"].to_numpy()
+        if len(np.unique(y)) < 2:
+            continue
+        auc = roc_auc(y, p, direction="<")
+        cut = float(y.mean())
+        m = threshold_metrics(y, p, cut)
+        row = {
+            "variant": name,
+            "task": task,
+            "n": len(y),
+            "auc": auc.auc,
+            "ci_low": auc.ci_lower,
+            "ci_high": auc.ci_upper,
+            "acc": m["accuracy"],
+            "sen": m["sensitivity"],
+            "spec": m["specificity"],
+            "p_vs_" + reference: np.nan,
+        }
+        ref = scores.get((reference, task))
+        if ref is not None and name != reference:
+            common = s.index.intersection(ref.index)
+            try:
+                row["p_vs_" + reference] = delong_test(
+                    s.loc[common, "y"].to_numpy().astype(int),
+                    ref.loc[common, "score"].to_numpy(),
+                    s.loc[common, "score"].to_numpy(),
+                ).p_value
+            except ValueError:
+                pass
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["task", "auc"], ascending=[True, False]).reset_index(drop=True)

@@ -1,0 +1,140 @@
+"""Grad-CAM on the scale-1 token maps and CLS→image attention maps, with PNG overlays.
+
+Grad-CAM (Selvaraju et al. 2017) per task and modality: the gradient of the task logit with respect to
+the scale-1 feature map A (h × w × d), channel weights α_c = mean over h, w of ∂logit/∂A_c, map =
+ReLU(Σ_c α_c A_c), bilinearly upsampled to the patch (H × W) and normalised to [0, 1]. The gradient is
+taken through an additive zero tensor on the map (``cam_delta`` of the network), so no hooks are needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.fusion.data import FeaturePrep, FusionData
+from models.fusion.net import FusionNet
+
+__all__ = ["grad_cam", "attention_maps", "cam_mass_inside", "save_overlays"]
+
+
+def _batch(data: FusionData, prep: FeaturePrep, idx: np.ndarray, view: int) -> dict:
+    from models.fusion.train import _model_inputs, _static_inputs
+
+    views = np.full(len(idx), view)
+    batch = {**_model_inputs(data, prep, idx, views), **_static_inputs(prep)}
+    return jax.tree.map(jnp.asarray, batch)
+
+
+def grad_cam(
+    model: FusionNet, data: FusionData, prep: FeaturePrep, idx: np.ndarray, task: str, view: int | None = None
+) -> dict[str, np.ndarray]:
+    """Grad-CAM maps per modality for cases ``idx`` at the central view: arrays (n, H, W) in [0, 1]."""
+    model.eval()
+    view = data.ct.shape[1] // 2 if view is None else view
+    batch = _batch(data, prep, np.asarray(idx), view)
+    H = W = data.ct.shape[-1]
+    _, aux = model(batch)
+    zeros = {m: jnp.zeros_like(a) for m, a in aux["maps"].items()}
+
+    def logit(delta):
+        out, _ = model(batch, cam_delta=delta)
+        z = out[task]
+        return jnp.sum(z[:, 0] if z.shape[-1] == 1 else z[:, -1])
+
+    grads = jax.grad(logit)(zeros)
+    cams = {}
+    for m, g in grads.items():
+        A = aux["maps"][m]  # (n, h, w, d)
+        alpha = g.mean(axis=(1, 2), keepdims=True)
+        cam = jax.nn.relu(jnp.sum(alpha * A, axis=-1))  # (n, h, w)
+        cam = jax.image.resize(cam, (cam.shape[0], H, W), "bilinear")
+        cam = cam / (cam.max(axis=(1, 2), keepdims=True) + 1e-12)
+        cams[m] = np.asarray(cam)
+    model.train()
+    return cams
+
+
+def attention_maps(
+    model: FusionNet, data: FusionData, prep: FeaturePrep, idx: np.ndarray, view: int | None = None
+) -> dict[str, np.ndarray]:
+    """CLS→image attention (mean over heads) on the scale-1 tokens of each modality, upsampled to the
+    patch: arrays (n, H, W) in [0, 1]. Only for the cross-attention two-modality model."""
+    model.eval()
+    view = data.ct.shape[1] // 2 if view is None else view
+    batch = _batch(data, prep, np.asarray(idx), view)
+    _, aux = model(batch)
+    model.train()
+    w = np.asarray(aux["cls_attention"]).mean(axis=1)  # (n, tokens)
+    H = data.ct.shape[-1]
+    h = H // 4
+    n1 = h * h
+    out = {}
+    cfg = model.config
+    per_scale = [n1, (H // 8) ** 2][: cfg.scales]
+    offset = 0
+    for s, n in enumerate(per_scale):
+        mods = cfg.modalities if (len(cfg.modalities) == 2 and cfg.fusion == "cross") else ("fused",)
+        for m in mods:
+            if s == 0:
+                a = w[:, offset : offset + n].reshape(-1, h, h)
+                a = np.asarray(jax.image.resize(a, (a.shape[0], H, H), "bilinear"))
+                out[m] = a / (a.max(axis=(1, 2), keepdims=True) + 1e-12)
+            offset += n
+    return out
+
+
+def cam_mass_inside(cam: np.ndarray, mask: np.ndarray, dilate_px: int = 3) -> np.ndarray:
+    """Share of each map's mass (n, H, W) inside the tumour mask (n, H, W) dilated by ``dilate_px``."""
+    from scipy import ndimage
+
+    out = []
+    for c, m in zip(cam, mask, strict=True):
+        region = ndimage.binary_dilation(m > 0, iterations=dilate_px) if dilate_px else m > 0
+        out.append(float(c[region].sum() / max(c.sum(), 1e-12)))
+    return np.array(out)
+
+
+def save_overlays(
+    data: FusionData,
+    idx: np.ndarray,
+    cams: dict[str, np.ndarray],
+    out_dir: str | Path,
+    *,
+    title: str = "Grad-CAM",
+    view: int | None = None,
+) -> list[Path]:
+    """One PNG per case: CT and PET central slices with the map overlaid and the tumour outline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from radfeat._atomic import atomic_path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    view = data.ct.shape[1] // 2 if view is None else view
+    mid = data.ct.shape[2] // 2
+    paths = []
+    for i, case in enumerate(idx):
+        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+        for ax, (m, img, cmap) in zip(
+            axes, (("ct", data.ct, "gray"), ("pet", data.pet, "gray_r")), strict=True
+        ):
+            ax.imshow(img[case, view, mid], cmap=cmap)
+            cam = cams.get(m, cams.get("fused"))
+            if cam is not None:
+                ax.imshow(cam[i], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+            ax.contour(data.mask[case, view, mid], levels=[0.5], colors="w", linewidths=0.8)
+            ax.set_title(f"{m.upper()}", fontsize=9)
+            ax.axis("off")
+        fig.suptitle(f"{title}: {data.case_ids[case]}", fontsize=9)
+        path = out_dir / f"{data.case_ids[case]}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+        paths.append(path)
+    return paths
