@@ -542,6 +542,8 @@ class FusionCVResult:
     histories: list[list[dict]] = field(default_factory=list)
     model_config: dict = field(default_factory=dict)
     seconds: float = 0.0
+    #: The first fold's trained model and its test case indices (for Grad-CAM and attention maps).
+    example: tuple[FitResult, np.ndarray] | None = None
 
     def case_scores(self, task: str) -> pd.DataFrame:
         part = self.predictions[self.predictions["task"] == task]
@@ -580,7 +582,7 @@ def cross_validate_fusion(
     """Train one model per outer fold (same architecture → one compilation for all folds) and collect
     the out-of-fold patient predictions for every task."""
     t0 = time.perf_counter()
-    rows, histories = [], []
+    rows, histories, example = [], [], None
     tasks = [t for t in model_cfg.tasks if t in data.labels]
     for r, f, tr, te in fusion_splits(data, n_splits, n_repeats, train_cfg.seed):
         ckpt = Path(checkpoint_dir) / f"r{r}_f{f}" if checkpoint_dir else None
@@ -595,10 +597,12 @@ def cross_validate_fusion(
         )
         probs = predict(res.model, data, te, res.prep, cfg.eval_batch_size)
         histories.append(res.history)
+        if example is None:
+            example = (res, te)
         for t in tasks:
             p = probs[t]
             for i, case in enumerate(te):
                 score = float(p[i]) if p.ndim == 1 else float(p[i, -1])
                 rows.append((t, r, f, data.case_ids[case], int(data.labels[t][case]), score))
     predictions = pd.DataFrame(rows, columns=["task", "repeat", "fold", "case_id", "y", "score"])
-    return FusionCVResult(predictions, histories, asdict(model_cfg), time.perf_counter() - t0)
+    return FusionCVResult(predictions, histories, asdict(model_cfg), time.perf_counter() - t0, example)
