@@ -27,14 +27,14 @@ from models.fusion.train import (  # noqa: E402
 )
 
 TINY_MODEL, TINY_TRAIN = PRESETS["tiny"]
-#: Enough capacity to learn the planted phenotypes from 100 cases in a minute or two on a CPU.
+#: Enough capacity to learn the planted phenotypes from 120 cases in a minute or two on a CPU.
 SIGNAL_MODEL = FusionConfig(d=32, heads=2, blocks=1)
 SIGNAL_TRAIN = TrainConfig(epochs=30, batch_size=16, lr=2e-3, patience=8, min_epochs=10)
 
 
 @pytest.fixture(scope="module")
 def signal_data(tmp_path_factory):
-    return synthetic_fusion_data(tmp_path_factory.mktemp("sig"), 100, seed=1, signal=1.0, jobs=2)
+    return synthetic_fusion_data(tmp_path_factory.mktemp("sig"), 120, seed=1, signal=1.0, jobs=2)
 
 
 @pytest.fixture(scope="module")

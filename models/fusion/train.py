@@ -68,6 +68,9 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     eval_batch_size: int = 64
+    #: Epochs before this one are never kept as "best" (a half-warmed-up model can win by chance on a
+    #: small validation split).
+    select_from_epoch: int = 5
 
     def __post_init__(self) -> None:
         if self.loss_weighting not in ("kendall", "equal", "gradnorm"):
@@ -470,12 +473,10 @@ def fit(
         meta, best_state, opt_state = load_checkpoint(ckpt, model, opt_state)
         history, best_auc, best_epoch = meta["history"], meta["best_auc"], meta["best_epoch"]
         start = meta["epoch"] + 1
-        if best_state is None:
-            best_state = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     base_key = jax.random.key(cfg.seed)
     model.train()
     for epoch in range(start, cfg.epochs):
-        if epoch - best_epoch > cfg.patience and epoch >= cfg.min_epochs:
+        if epoch - max(best_epoch, cfg.select_from_epoch) > cfg.patience and epoch >= cfg.min_epochs:
             break
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -517,7 +518,7 @@ def fit(
             "seconds": time.perf_counter() - t0,
         }
         history.append(record)
-        if np.isfinite(mean_auc) and mean_auc > best_auc:
+        if np.isfinite(mean_auc) and mean_auc > best_auc and epoch >= cfg.select_from_epoch:
             best_auc, best_epoch = mean_auc, epoch
             best_state = nnx.to_pure_dict(nnx.state(model, nnx.Param))  # immutable arrays: no copy needed
         if ckpt is not None:
