@@ -64,14 +64,20 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """Hash of features, labels and ids (keys studies and cached CV results)."""
-        import hashlib
+        return table_fingerprint(self.X, self.y, self.ids)
 
-        h = hashlib.sha256()
-        h.update(pd.util.hash_pandas_object(self.X, index=False).to_numpy().tobytes())
-        h.update(self.y.tobytes())
-        h.update("|".join(map(str, self.ids)).encode())
-        h.update("|".join(self.X.columns).encode())
-        return h.hexdigest()[:16]
+
+def table_fingerprint(X: pd.DataFrame, y: np.ndarray, ids=None) -> str:
+    """Hash (16 hex characters) of feature values, labels, case ids (optional) and column names."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
+    h.update(np.asarray(y).tobytes())
+    if ids is not None:
+        h.update("|".join(map(str, ids)).encode())
+    h.update("|".join(map(str, X.columns)).encode())
+    return h.hexdigest()[:16]
 
 
 def binary_labels(values: pd.Series, positive: str | None = None) -> tuple[np.ndarray, str]:

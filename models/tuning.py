@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from models.cv import inner_cv_auc
+from models.data import table_fingerprint
 from models.zoo import get_family
 from radfeat.errors import RadfeatError
 
@@ -127,11 +128,7 @@ class TuneResult:
 
 def data_fingerprint(X: pd.DataFrame, y: np.ndarray) -> str:
     """Hash of the feature values, column names and labels (16 hex characters)."""
-    h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
-    h.update("|".join(map(str, X.columns)).encode())
-    h.update(np.asarray(y, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+    return table_fingerprint(X, np.asarray(y, dtype=np.int64))
 
 
 def study_name(label: str, family: str, fingerprint: str, seed: int) -> str:
@@ -361,7 +358,8 @@ def optimize(
     from radfeat.runner import thread_caps
 
     thread_caps(1)
-    heartbeat = _JournalHeartbeat(study, config) if isinstance(study._storage, _journal_types()) else None
+    is_journal = isinstance(study._storage, optuna.storages.JournalStorage)
+    heartbeat = _JournalHeartbeat(study, config) if is_journal else None
     worker = f"{socket.gethostname()}:{os.getpid()}"
     fam = get_family(family)
 
@@ -411,12 +409,6 @@ def optimize(
             callbacks=[cap, *([reap] if heartbeat is not None else []), *(callbacks or [])],
             gc_after_trial=False,
         )
-
-
-def _journal_types() -> tuple[type, ...]:
-    import optuna
-
-    return (optuna.storages.JournalStorage,)
 
 
 def write_study_artifacts(study, outdir: str | Path) -> dict[str, str]:

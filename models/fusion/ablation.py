@@ -91,7 +91,7 @@ def run_ablations(
             raise ValueError(f"unknown ablation {name!r}; choose from {sorted(ABLATIONS)}")
         changes, dropped = ABLATIONS[name]
         if any(g not in data.groups for g in dropped) or (
-            not data.groups and (name == "features_only" or name == "image_only")
+            not data.groups and name in ("features_only", "image_only")
         ):
             if progress:
                 progress({"variant": name, "skipped": "the data have no such feature group"})

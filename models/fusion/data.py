@@ -89,14 +89,18 @@ def _views(volume: np.ndarray, spec: PatchSpec) -> np.ndarray:
 
 def extract_patches(row: dict, spec: PatchSpec) -> dict[str, np.ndarray]:
     """CT, PET and mask patches of one manifest row: arrays (n_views, n_slices, size, size)."""
+    from radfeat.errors import RadfeatError
     from radfeat.geometry import mask_centroid_mm, resample_to_reference
     from radfeat.io import read_image, read_mask, read_pet_suv
 
     case = str(row["case_id"])
-    ct = read_image(row["ct"])
-    mask = read_mask(row["mask"], int(row.get("mask_label") or 1), case_id=case)
-    mask.CopyInformation(ct)
-    pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
+    try:
+        ct = read_image(row["ct"])
+        mask = read_mask(row["mask"], int(row.get("mask_label") or 1), case_id=case)
+        mask.CopyInformation(ct)
+        pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
+    except RadfeatError as exc:  # name the case; `radfeat validate` lists every problem at once
+        raise exc.with_case(case) from None
     ref = _reference(mask_centroid_mm(mask), spec)
     ct_p = sitk.GetArrayFromImage(resample_to_reference(ct, ref, "linear", spec.hu_window[0]))
     pet_p = sitk.GetArrayFromImage(resample_to_reference(pet, ref, "linear", 0.0))
@@ -302,17 +306,9 @@ def synthetic_fusion_data(
 
 
 def _pet_descriptor_row(row: dict) -> dict:
-    from radfeat.features.pet import pet_descriptors
-    from radfeat.io import read_image, read_mask, read_pet_suv
-    from radfeat.pipeline import pet_mask_from_ct
+    """PET descriptors of one case through the extraction pipeline (radiomics switched off)."""
+    from radfeat.pipeline import extract_case
+    from radfeat.settings import load_settings
 
-    case = str(row["case_id"])
-    ct = read_image(row["ct"])
-    mask = read_mask(row["mask"], 1, case_id=case)
-    mask.CopyInformation(ct)
-    pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
-    pet_mask = pet_mask_from_ct(mask, pet)
-    values = pet_descriptors(
-        sitk.GetArrayViewFromImage(pet), sitk.GetArrayViewFromImage(pet_mask) > 0, pet.GetSpacing()
-    )
-    return {"case_id": case, **{f"pet_tumour_suv_{k}": float(v) for k, v in values.items()}}
+    settings = {**load_settings(), "ct": None, "pet": None}
+    return {"case_id": str(row["case_id"]), **extract_case(row, settings).features}

@@ -36,18 +36,18 @@ def grad_cam(
     view = data.ct.shape[1] // 2 if view is None else view
     batch = _batch(data, prep, np.asarray(idx), view)
     H = W = data.ct.shape[-1]
-    _, aux = model(batch)
-    zeros = {m: jnp.zeros_like(a) for m, a in aux["maps"].items()}
+    shape = (len(idx), H // 4, W // 4, model.config.d)  # the scale-1 maps
+    zeros = {m: jnp.zeros(shape) for m in model.config.modalities}
 
     def logit(delta):
-        out, _ = model(batch, cam_delta=delta)
+        out, aux = model(batch, cam_delta=delta)
         z = out[task]
-        return jnp.sum(z[:, 0] if z.shape[-1] == 1 else z[:, -1])
+        return jnp.sum(z[:, 0] if z.shape[-1] == 1 else z[:, -1]), aux["maps"]
 
-    grads = jax.grad(logit)(zeros)
+    grads, maps = jax.grad(logit, has_aux=True)(zeros)
     cams = {}
     for m, g in grads.items():
-        A = aux["maps"][m]  # (n, h, w, d)
+        A = maps[m]  # (n, h, w, d)
         alpha = g.mean(axis=(1, 2), keepdims=True)
         cam = jax.nn.relu(jnp.sum(alpha * A, axis=-1))  # (n, h, w)
         cam = jax.image.resize(cam, (cam.shape[0], H, W), "bilinear")

@@ -20,7 +20,7 @@ maps (Grad-CAM, :mod:`models.fusion.gradcam`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +51,6 @@ class FusionConfig:
     dropout: float = 0.1
     mlp_ratio: int = 2
     architecture: str = "dmdp"
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.architecture not in ("dmdp", "egfr_dls"):

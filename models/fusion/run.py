@@ -5,7 +5,7 @@ with DeLong comparisons, out-of-fold predictions, ROC figures per task and Grad-
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +63,7 @@ def run_fusion_study(
 
     enable_compilation_cache()
     model_cfg, train_cfg = model_cfg or PRESETS["default"][0], train_cfg or PRESETS["default"][1]
-    model_cfg = FusionConfig(
-        **{**model_cfg.__dict__, "tasks": data.tasks, "n_classes": (2,) * len(data.tasks)}
-    )
+    model_cfg = replace(model_cfg, tasks=data.tasks, n_classes=(2,) * len(data.tasks))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if "full" not in variants:

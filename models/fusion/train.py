@@ -92,12 +92,11 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path:
 # ------------------------------------------------------------------------------------------ batches
 def _model_inputs(data: FusionData, prep: FeaturePrep, idx: np.ndarray, views: np.ndarray) -> dict:
     """Arrays for cases ``idx`` at views ``views``: images (B, H, W, S)."""
-    out = {
+    return {
         "ct": np.transpose(data.ct[idx, views], (0, 2, 3, 1)),
         "pet": np.transpose(data.pet[idx, views], (0, 2, 3, 1)),
         "x": prep.transform(data, idx),
     }
-    return out
 
 
 def _static_inputs(prep: FeaturePrep) -> dict:
@@ -302,9 +301,8 @@ def predict(
     static = _static_inputs(prep)
     for start in range(0, len(cases), batch_size):
         c, v = cases[start : start + batch_size], views[start : start + batch_size]
-        batch = {**_model_inputs(data, prep, c, v), **static, "w": np.ones(len(c), np.float32)}
         n = len(c)
-        batch = _pad({k: val for k, val in batch.items() if k not in ("groups", "feature_on")}, batch_size)
+        batch = _pad({**_model_inputs(data, prep, c, v), "w": np.ones(n, np.float32)}, batch_size)
         batch.update(static)
         probs = _predict_step(model, jax.tree.map(jnp.asarray, batch))
         for t, p in probs.items():
