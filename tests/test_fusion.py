@@ -25,6 +25,7 @@ from models.fusion.train import (  # noqa: E402
     fusion_splits,
     predict,
 )
+from radfeat.synth import PhenotypeLinks  # noqa: E402
 
 TINY_MODEL, TINY_TRAIN = PRESETS["tiny"]
 #: Enough capacity to learn the planted phenotypes from 120 cases in a minute or two on a CPU.
@@ -32,9 +33,16 @@ SIGNAL_MODEL = FusionConfig(d=32, heads=2, blocks=1)
 SIGNAL_TRAIN = TrainConfig(epochs=30, batch_size=16, lr=2e-3, patience=8, min_epochs=10)
 
 
+#: The default subtype link (SUV, necrosis) caps a logistic regression on the features at AUC ≈ 0.80 on
+#: 120 cases, too close to the 0.8 bar to test learning; a clearer planted link leaves room.
+CLEAR_LINKS = PhenotypeLinks(suv_log_squamous=0.7, necrosis_squamous=0.9)
+
+
 @pytest.fixture(scope="module")
 def signal_data(tmp_path_factory):
-    return synthetic_fusion_data(tmp_path_factory.mktemp("sig"), 120, seed=1, signal=1.0, jobs=2)
+    return synthetic_fusion_data(
+        tmp_path_factory.mktemp("sig"), 120, seed=1, signal=1.0, jobs=2, links=CLEAR_LINKS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -145,23 +153,28 @@ def test_planted_signal_is_learned_for_both_tasks(signal_cv):
 
 
 def test_gradcam_concentrates_on_the_tumour_and_margin(signal_data, signal_cv):
-    """The maps (mean of the CT and PET maps) put more of their mass on the tumour and a 6 mm margin
-    than a uniform map would, and their peak lies there for most cases."""
+    """Most of each map's mass (HiResCAM of the predicted class, CT and PET maps) lies on the tumour and
+    a 6 mm margin, about a quarter of the patch; the classic Grad-CAM weighting is also available."""
+    from scipy import ndimage
+
     fitted, test_idx = signal_cv.example
     d = signal_data
     V, S = d.ct.shape[1] // 2, d.ct.shape[2] // 2
     region = d.mask[test_idx, V, S]
-    area = cam_mass_inside(np.ones(region.shape), region, dilate_px=3)
+    area = cam_mass_inside(np.ones(region.shape), region, dilate_px=3).mean()
+    assert area < 0.35
     for task in ("egfr", "subtype"):
         cams = grad_cam(fitted.model, d, fitted.prep, test_idx, task)
-        cam = np.mean(list(cams.values()), axis=0)
-        inside = cam_mass_inside(cam, region, dilate_px=3)
-        assert inside.mean() > 1.3 * area.mean(), (task, inside.mean(), area.mean())
-        peaks = [np.unravel_index(np.argmax(c), c.shape) for c in cam]
-        from scipy import ndimage
-
-        hit = [ndimage.binary_dilation(m > 0, iterations=3)[p] for p, m in zip(peaks, region, strict=True)]
-        assert np.mean(hit) >= 0.5, (task, np.mean(hit))
+        assert set(cams) == {"ct", "pet"}
+        inside = np.mean([cam_mass_inside(c, region, dilate_px=3) for c in cams.values()])
+        assert inside > 0.5, (task, inside, area)
+        dilated = [ndimage.binary_dilation(m > 0, iterations=3) for m in region]
+        peaks = [np.unravel_index(np.argmax(c), c.shape) for c in cams["pet"]]
+        assert np.mean([m[p] for p, m in zip(peaks, dilated, strict=True)]) >= 0.5
+        classic = grad_cam(fitted.model, d, fitted.prep, test_idx, task, method="gradcam")
+        assert all(c.shape == region.shape and 0 <= c.min() and c.max() <= 1 for c in classic.values())
+    with pytest.raises(ValueError, match="method"):
+        grad_cam(fitted.model, d, fitted.prep, test_idx, "egfr", method="scorecam")
 
 
 def test_no_signal_gives_chance_auc(tmp_path):

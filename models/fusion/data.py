@@ -288,17 +288,25 @@ def synthetic_fusion_data(
     signal: float = 1.0,
     spec: PatchSpec | None = None,
     jobs: int = 1,
+    links=None,
 ) -> FusionData:
     """A synthetic cohort (``radfeat synth``) with PET descriptors as feature tokens: quick to build for
     tests, notebooks and benchmarks. ``signal=0`` makes labels independent of images and features
-    (the clinical link is switched off as well)."""
+    (the clinical link is switched off as well); ``links`` (:class:`radfeat.synth.PhenotypeLinks`) sets
+    the effect sizes of the planted label → phenotype link."""
     from joblib import Parallel, delayed
 
     from radfeat.manifest import load_manifest
     from radfeat.synth import make_cohort
 
     manifest = make_cohort(
-        out_dir, n_cases, seed=seed, signal=signal, clinical_signal=signal, external_fraction=0
+        out_dir,
+        n_cases,
+        seed=seed,
+        signal=signal,
+        clinical_signal=signal,
+        external_fraction=0,
+        links=links,
     )
     rows = load_manifest(manifest).rows()
     table = pd.DataFrame(Parallel(n_jobs=jobs)(delayed(_pet_descriptor_row)(r) for r in rows))

@@ -1,8 +1,8 @@
 """Grad-CAM on the scale-1 token maps and CLS→image attention maps, with PNG overlays.
 
-Grad-CAM (Selvaraju et al. 2017) per task and modality: the gradient of the task logit with respect to
-the scale-1 feature map A (h × w × d), channel weights α_c = mean over h, w of ∂logit/∂A_c, map =
-ReLU(Σ_c α_c A_c), bilinearly upsampled to the patch (H × W) and normalised to [0, 1]. The gradient is
+Grad-CAM (Selvaraju et al. 2017) and its element-wise variant HiResCAM (Draelos & Carin 2020) per task
+and modality, from the gradient of the explained logit with respect to the scale-1 feature map A
+(h × w × d), bilinearly upsampled to the patch (H × W) and normalised to [0, 1]. The gradient is
 taken through an additive zero tensor on the map (``cam_delta`` of the network), so no hooks are needed.
 """
 
@@ -29,27 +29,55 @@ def _batch(data: FusionData, prep: FeaturePrep, idx: np.ndarray, view: int) -> d
 
 
 def grad_cam(
-    model: FusionNet, data: FusionData, prep: FeaturePrep, idx: np.ndarray, task: str, view: int | None = None
+    model: FusionNet,
+    data: FusionData,
+    prep: FeaturePrep,
+    idx: np.ndarray,
+    task: str,
+    view: int | None = None,
+    *,
+    method: str = "hirescam",
+    target: str = "predicted",
 ) -> dict[str, np.ndarray]:
-    """Grad-CAM maps per modality for cases ``idx`` at the central view: arrays (n, H, W) in [0, 1]."""
+    """Class-activation maps per modality for cases ``idx`` at the central view: arrays (n, H, W) in
+    [0, 1] (all zero where no location speaks for the target).
+
+    ``method="gradcam"``: channel weights α_c = spatial mean of ∂z/∂A_c, map = ReLU(Σ_c α_c A_c)
+    (Selvaraju et al. 2017). ``method="hirescam"`` (default): map = ReLU(Σ_c ∂z/∂A_c · A_c) element-wise
+    (Draelos & Carin 2020), the first-order contribution of each location to the logit, which does
+    not smear one location's gradient over the whole map. ``target="predicted"`` explains each case's
+    predicted class (z = the logit for a positive prediction, −logit for a negative one; the predicted
+    class's logit for a multi-class task); ``"positive"`` always explains the positive (last) class.
+    """
+    if method not in ("gradcam", "hirescam"):
+        raise ValueError(f"method must be 'gradcam' or 'hirescam', got {method!r}")
+    if target not in ("predicted", "positive"):
+        raise ValueError(f"target must be 'predicted' or 'positive', got {target!r}")
     model.eval()
     view = data.ct.shape[1] // 2 if view is None else view
     batch = _batch(data, prep, np.asarray(idx), view)
     H = W = data.ct.shape[-1]
     shape = (len(idx), H // 4, W // 4, model.config.d)  # the scale-1 maps
     zeros = {m: jnp.zeros(shape) for m in model.config.modalities}
+    logits, _ = model(batch)
+    z = logits[task]
+    if z.shape[-1] == 1:
+        sign = jnp.where(z[:, 0] >= 0, 1.0, -1.0) if target == "predicted" else jnp.ones(len(idx))
+        select = sign[:, None]  # (n, 1)
+    else:
+        cls = jnp.argmax(z, -1) if target == "predicted" else jnp.full(len(idx), z.shape[-1] - 1)
+        select = jax.nn.one_hot(cls, z.shape[-1])
 
-    def logit(delta):
+    def explained(delta):
         out, aux = model(batch, cam_delta=delta)
-        z = out[task]
-        return jnp.sum(z[:, 0] if z.shape[-1] == 1 else z[:, -1]), aux["maps"]
+        return jnp.sum(out[task] * select), aux["maps"]
 
-    grads, maps = jax.grad(logit, has_aux=True)(zeros)
+    grads, maps = jax.grad(explained, has_aux=True)(zeros)
     cams = {}
     for m, g in grads.items():
         A = maps[m]  # (n, h, w, d)
-        alpha = g.mean(axis=(1, 2), keepdims=True)
-        cam = jax.nn.relu(jnp.sum(alpha * A, axis=-1))  # (n, h, w)
+        weights = g.mean(axis=(1, 2), keepdims=True) if method == "gradcam" else g
+        cam = jax.nn.relu(jnp.sum(weights * A, axis=-1))  # (n, h, w)
         cam = jax.image.resize(cam, (cam.shape[0], H, W), "bilinear")
         cam = cam / (cam.max(axis=(1, 2), keepdims=True) + 1e-12)
         cams[m] = np.asarray(cam)

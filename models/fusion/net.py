@@ -51,6 +51,10 @@ class FusionConfig:
     dropout: float = 0.1
     mlp_ratio: int = 2
     architecture: str = "dmdp"
+    #: Learned register tokens appended to every image key/value set (Darcet et al. 2024): a place for
+    #: global information, so no image token turns into an attention sink (which shows up as a fixed
+    #: hot spot in every Grad-CAM map).
+    registers: int = 4
 
     def __post_init__(self) -> None:
         if self.architecture not in ("dmdp", "egfr_dls"):
@@ -134,8 +138,8 @@ class ConvStem(nnx.Module):
         self.n3, self.n4 = nnx.LayerNorm(d, rngs=rngs), nnx.LayerNorm(d, rngs=rngs)
 
     def __call__(self, x, cam_delta=None):
-        x = jax.nn.gelu(self.n1(self.c1(x)))
-        x = jax.nn.gelu(self.n2(self.c2(x)))
+        x = jax.nn.gelu(self.c1(x))
+        x = jax.nn.gelu(self.c2(x))
         s1 = jax.nn.gelu(self.n3(self.c3(x)))
         if cam_delta is not None:
             s1 = s1 + cam_delta
@@ -155,6 +159,7 @@ class FusionNet(nnx.Module):
         init = nnx.initializers.normal(0.02)
         self.pos = nnx.List([nnx.Param(init(rngs.params(), (n, d))) for n in sizes])
         self.modality = nnx.Param(init(rngs.params(), (2, d)))
+        self.reg = nnx.Param(init(rngs.params(), (cfg.scales, max(cfg.registers, 1), d)))
         two = len(cfg.modalities) == 2
         if two and cfg.fusion == "cross":
             self.ct_from_pet = nnx.List(
@@ -203,18 +208,22 @@ class FusionNet(nnx.Module):
                 per_scale[m].append(
                     fmap.reshape(B, h * w, d) + self.pos[s][None] + self.modality[modality_index]
                 )
+        B = next(iter(per_scale.values()))[0].shape[0]
         fused = []
         for s in range(cfg.scales):
+            reg = jnp.broadcast_to(self.reg[s, : cfg.registers][None], (B, cfg.registers, cfg.d))
             if len(cfg.modalities) == 2 and cfg.fusion == "cross":
                 ct, pet = per_scale["ct"][s], per_scale["pet"][s]
-                ct2, _ = self.ct_from_pet[s](ct, pet)
-                pet2, _ = self.pet_from_ct[s](pet, ct)
+                ct2, _ = self.ct_from_pet[s](ct, jnp.concatenate([pet, reg], axis=1))
+                pet2, _ = self.pet_from_ct[s](pet, jnp.concatenate([ct, reg], axis=1))
                 fused.append(jnp.concatenate([ct2, pet2], axis=1))
             else:
                 tokens = [per_scale[m][s] for m in cfg.modalities]
                 x = self.mix[s](jnp.concatenate(tokens, axis=-1)) if len(tokens) == 2 else tokens[0]
-                fused.append(self.self_blocks[s](x)[0])
-        return jnp.concatenate(fused, axis=1), maps
+                n = x.shape[1]
+                fused.append(self.self_blocks[s](jnp.concatenate([x, reg], axis=1))[0][:, :n])
+        reg = jnp.broadcast_to(self.reg[0, : cfg.registers][None], (B, cfg.registers, cfg.d))
+        return jnp.concatenate([*fused, reg], axis=1), maps
 
     def encode(self, batch: dict, cam_delta: dict | None = None):
         """The CLS representation (B, d) and aux outputs."""

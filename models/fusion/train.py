@@ -71,8 +71,14 @@ class TrainConfig:
     #: Epochs before this one are never kept as "best" (a half-warmed-up model can win by chance on a
     #: small validation split).
     select_from_epoch: int = 5
+    #: Share of training samples whose feature tokens are replaced by the training median (0 after
+    #: scaling), as if the table were missing: modality dropout, so the image pathway cannot lean on
+    #: the features alone (it keeps learning, and its Grad-CAM maps stay meaningful).
+    feature_dropout: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
         if self.loss_weighting not in ("kendall", "equal", "gradnorm"):
             raise ValueError(
                 f"loss_weighting must be kendall, equal or gradnorm, got {self.loss_weighting!r}"
@@ -226,14 +232,28 @@ def _augment(batch: dict, key: jax.Array, modalities) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ steps
-@nnx.jit(static_argnames=("weighting", "augment", "weight_decay"))
+@nnx.jit(static_argnames=("weighting", "augment", "weight_decay", "feature_dropout"))
 def _train_step(
-    model, opt_state, gn, batch, pos_weight, key, lr, weighting: str, augment: bool, weight_decay: float
+    model,
+    opt_state,
+    gn,
+    batch,
+    pos_weight,
+    key,
+    lr,
+    weighting: str,
+    augment: bool,
+    weight_decay: float,
+    feature_dropout: float = 0.0,
 ):
     TRACE_COUNTS["train_step"] += 1  # runs at trace time only
     tasks = model.config.tasks
+    aug_key, drop_key = jax.random.split(key)
     if augment:
-        batch = _augment(batch, key, model.config.modalities)
+        batch = _augment(batch, aug_key, model.config.modalities)
+    if feature_dropout > 0 and model.config.uses_features and model.config.uses_images:
+        keep = jax.random.bernoulli(drop_key, 1.0 - feature_dropout, (batch["x"].shape[0], 1))
+        batch = {**batch, "x": jnp.where(keep, batch["x"], 0.0)}
 
     def loss_fn(model):
         logits, aux = model(batch)
@@ -503,6 +523,7 @@ def fit(
                 weighting=cfg.loss_weighting,
                 augment=cfg.augment,
                 weight_decay=cfg.weight_decay,
+                feature_dropout=cfg.feature_dropout,
             )
             losses.append(float(loss))
         val = validation_auc(model, data, val_idx, prep, cfg.eval_batch_size)
