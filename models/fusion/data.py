@@ -17,10 +17,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+
+if TYPE_CHECKING:
+    from radfeat.synth import PhenotypeLinks
 
 __all__ = [
     "PatchSpec",
@@ -288,7 +292,7 @@ def synthetic_fusion_data(
     signal: float = 1.0,
     spec: PatchSpec | None = None,
     jobs: int = 1,
-    links=None,
+    links: PhenotypeLinks | None = None,
 ) -> FusionData:
     """A synthetic cohort (``radfeat synth``) with PET descriptors as feature tokens: quick to build for
     tests, notebooks and benchmarks. ``signal=0`` makes labels independent of images and features

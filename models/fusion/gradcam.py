@@ -59,18 +59,18 @@ def grad_cam(
     H = W = data.ct.shape[-1]
     shape = (len(idx), H // 4, W // 4, model.config.d)  # the scale-1 maps
     zeros = {m: jnp.zeros(shape) for m in model.config.modalities}
-    logits, _ = model(batch)
-    z = logits[task]
-    if z.shape[-1] == 1:
-        sign = jnp.where(z[:, 0] >= 0, 1.0, -1.0) if target == "predicted" else jnp.ones(len(idx))
-        select = sign[:, None]  # (n, 1)
-    else:
-        cls = jnp.argmax(z, -1) if target == "predicted" else jnp.full(len(idx), z.shape[-1] - 1)
-        select = jax.nn.one_hot(cls, z.shape[-1])
+
+    def target_weights(z):  # (n, 1) sign of the explained binary logit, or (n, K) one-hot class
+        z = jax.lax.stop_gradient(z)
+        if z.shape[-1] == 1:
+            return jnp.where(z >= 0, 1.0, -1.0) if target == "predicted" else jnp.ones_like(z)
+        cls = jnp.argmax(z, -1) if target == "predicted" else jnp.full(len(z), z.shape[-1] - 1)
+        return jax.nn.one_hot(cls, z.shape[-1])
 
     def explained(delta):
         out, aux = model(batch, cam_delta=delta)
-        return jnp.sum(out[task] * select), aux["maps"]
+        z = out[task]
+        return jnp.sum(z * target_weights(z)), aux["maps"]
 
     grads, maps = jax.grad(explained, has_aux=True)(zeros)
     cams = {}

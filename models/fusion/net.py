@@ -159,7 +159,7 @@ class FusionNet(nnx.Module):
         init = nnx.initializers.normal(0.02)
         self.pos = nnx.List([nnx.Param(init(rngs.params(), (n, d))) for n in sizes])
         self.modality = nnx.Param(init(rngs.params(), (2, d)))
-        self.reg = nnx.Param(init(rngs.params(), (cfg.scales, max(cfg.registers, 1), d)))
+        self.reg = nnx.Param(init(rngs.params(), (cfg.scales, cfg.registers, d)))
         two = len(cfg.modalities) == 2
         if two and cfg.fusion == "cross":
             self.ct_from_pet = nnx.List(
@@ -211,7 +211,7 @@ class FusionNet(nnx.Module):
         B = next(iter(per_scale.values()))[0].shape[0]
         fused = []
         for s in range(cfg.scales):
-            reg = jnp.broadcast_to(self.reg[s, : cfg.registers][None], (B, cfg.registers, cfg.d))
+            reg = jnp.broadcast_to(self.reg[s][None], (B, cfg.registers, cfg.d))
             if len(cfg.modalities) == 2 and cfg.fusion == "cross":
                 ct, pet = per_scale["ct"][s], per_scale["pet"][s]
                 ct2, _ = self.ct_from_pet[s](ct, jnp.concatenate([pet, reg], axis=1))
@@ -222,8 +222,8 @@ class FusionNet(nnx.Module):
                 x = self.mix[s](jnp.concatenate(tokens, axis=-1)) if len(tokens) == 2 else tokens[0]
                 n = x.shape[1]
                 fused.append(self.self_blocks[s](jnp.concatenate([x, reg], axis=1))[0][:, :n])
-        reg = jnp.broadcast_to(self.reg[0, : cfg.registers][None], (B, cfg.registers, cfg.d))
-        return jnp.concatenate([*fused, reg], axis=1), maps
+        registers = jnp.broadcast_to(self.reg[0][None], (B, cfg.registers, cfg.d))
+        return jnp.concatenate([*fused, registers], axis=1), maps
 
     def encode(self, batch: dict, cam_delta: dict | None = None):
         """The CLS representation (B, d) and aux outputs."""
@@ -246,7 +246,7 @@ class FusionNet(nnx.Module):
             aux["maps"] = maps
             for blk in self.read_blocks:
                 tokens, w = blk(tokens, img)
-            aux["cls_attention"] = w[:, :, 0, :]  # (B, heads, n_image_tokens)
+            aux["cls_attention"] = w[:, :, 0, :]  # (B, heads, n_image_tokens + registers)
         return self.ln_out(tokens[:, 0]), aux
 
     def __call__(self, batch: dict, cam_delta: dict | None = None):
