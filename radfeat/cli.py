@@ -97,9 +97,10 @@ def _print_report(report) -> None:
     if not report.problems:
         out.print(f"[green]OK[/green]: {report.n_cases} cases, no problems ({report.manifest})")
         return
-    out.print(f"{report.manifest}: {len(report.problems)} problem(s)", markup=False)
+    # Plain text: a problem line names the case, the file and the fix; it must never be cut.
+    typer.echo(f"{report.manifest}: {len(report.problems)} problem(s)")
     for problem in report.problems:
-        out.print(f"[{problem.code}] {problem}", markup=False, soft_wrap=True)
+        typer.echo(f"[{problem.code}] {problem}")
     n_bad = len(report.unusable_cases)
     out.print(f"{n_bad} of {report.n_cases} cases unusable" if n_bad else "warnings only")
 

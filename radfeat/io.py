@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from radfeat.errors import ImageReadError, MaskError, SUVConversionError
+from radfeat.filecheck import check_complete
 
 __all__ = [
     "SUVInfo",
@@ -80,6 +81,7 @@ def read_image(path: str | Path, pixel_type: int | None = sitk.sitkFloat64) -> s
     path = Path(path)
     if not path.exists():
         raise ImageReadError("file not found", path=path, hint="check the path in the manifest")
+    check_complete(path)  # ITK zero-fills truncated files without an error
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
@@ -141,12 +143,14 @@ def _header_of(reader: sitk.ImageFileReader) -> ImageHeader:
 def read_image_information(path: str | Path) -> ImageHeader:
     """Read only the grid (size, spacing, origin, direction) of a volume or DICOM series.
 
-    Cheap: no voxel data is loaded. For a DICOM series the first and last slice headers give the
-    slice count and the z spacing.
+    No voxel data is kept; the file is checked for completeness (:func:`radfeat.filecheck.check_complete`:
+    a compressed stream is decompressed once, a DICOM series' slice positions are read). For a DICOM
+    series the first and last slice headers give the slice count and the z spacing.
     """
     path = Path(path)
     if not path.exists():
         raise ImageReadError("file not found", path=path, hint="check the path in the manifest")
+    check_complete(path)
     try:
         if not path.is_dir():
             reader = sitk.ImageFileReader()
