@@ -89,7 +89,7 @@ def extract_table(
         ``tcp://host:port`` of a Dask scheduler: the same per-case function runs on its workers
         (they must see the same file paths).
     timeout_s : float, optional
-        Per-case limit (default from the settings' ``run.timeout_s``; not enforced on Dask workers).
+        Per-case limit (default from the settings' ``run.timeout_s``), on local and Dask workers.
     habitat_model : str or Path, optional
         A fitted habitat model folder: habitat features join the table, label maps go to
         ``<out>_labels/``. ``habitats_only`` skips the whole-tumour features.

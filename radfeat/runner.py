@@ -24,7 +24,7 @@ import pandas as pd
 
 from radfeat._atomic import atomic_path, write_text
 
-__all__ = ["CaseCache", "RunSummary", "run_cases", "thread_caps"]
+__all__ = ["CaseCache", "CaseTimeout", "RunSummary", "run_cases", "thread_caps", "with_timeout"]
 
 #: Environment variables that cap BLAS/OpenMP threads in worker processes.
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -99,25 +99,74 @@ class RunSummary:
     seconds: float = 0.0
 
 
-class _Timeout(Exception):
-    pass
+class CaseTimeout(BaseException):
+    """A case ran past its time limit.
+
+    A ``BaseException`` on purpose: pyradiomics catches ``Exception`` inside every feature getter and
+    returns NaN, so an ``Exception`` raised by the timer would turn a timed-out case into a row of NaN
+    features cached as a success.
+    """
 
 
-def _with_timeout(fn: Callable[[], Any], seconds: float | None) -> Any:
-    """Run ``fn`` with a SIGALRM timeout (only possible in a process's main thread)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
+def _async_raise(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Schedule ``exc`` in another thread (``None`` clears a pending one); CPython's documented C API."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else ctypes.c_void_p(0)
+    )
+
+
+def with_timeout(fn: Callable[[], Any], seconds: float | None) -> Any:
+    """Run ``fn`` and raise :class:`CaseTimeout` if it takes longer than ``seconds``.
+
+    In a process's main thread (local workers) a SIGALRM timer interrupts ``fn``; in other threads
+    (Dask workers) a watchdog thread raises :class:`CaseTimeout` inside the worker thread at its next
+    Python instruction. In both cases a timer that fired is remembered: if ``fn`` swallowed the
+    exception and returned anyway, the result is discarded and :class:`CaseTimeout` raised, so a
+    timed-out case never yields features.
+    """
+    if not seconds:
         return fn()
+    fired = threading.Event()
+    if threading.current_thread() is threading.main_thread():
 
-    def handler(signum, frame):
-        raise _Timeout
+        def handler(signum, frame):
+            fired.set()
+            raise CaseTimeout
 
-    previous = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
-    try:
-        return fn()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        previous = signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, float(seconds))
+        try:
+            result = fn()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    else:
+        target = threading.get_ident()
+        lock = threading.Lock()
+        finished = threading.Event()
+
+        def watchdog() -> None:
+            if finished.wait(float(seconds)):
+                return
+            with lock:
+                if not finished.is_set():
+                    fired.set()
+                    _async_raise(target, CaseTimeout)
+
+        guard = threading.Thread(target=watchdog, daemon=True, name="radfeat-case-timeout")
+        guard.start()
+        try:
+            result = fn()
+        finally:
+            with lock:
+                finished.set()
+                if fired.is_set():
+                    _async_raise(target, None)  # not yet delivered: cancel, raised below instead
+    if fired.is_set():
+        raise CaseTimeout
+    return result
 
 
 def execute_task(task: dict[str, Any], work: Callable[[dict], dict], timeout_s: float | None) -> dict:
@@ -131,8 +180,8 @@ def execute_task(task: dict[str, Any], work: Callable[[dict], dict], timeout_s: 
     row, key = task["row"], task["key"]
     t0 = time.perf_counter()
     try:
-        features = _with_timeout(lambda: work(row), timeout_s)
-    except _Timeout:
+        features = with_timeout(lambda: work(row), timeout_s)
+    except CaseTimeout:
         record = {
             "case_id": row["case_id"],
             "stage": "timeout",

@@ -23,21 +23,60 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["RadiomicsEngine", "filter_margin_voxels", "column_name", "make_extractor"]
+__all__ = [
+    "RadiomicsEngine",
+    "filter_margin_voxels",
+    "column_name",
+    "make_extractor",
+    "check_supported",
+    "REFUSED_SETTINGS",
+]
 
 #: Gaussian widths (σ) of context after which the recursive LoG filter's boundary effect is below
 #: 1e-7 relative (measured on lung1 against full-image filtering).
 LOG_MARGIN_SIGMAS = 12.0
 
 
+#: pyradiomics settings the schema accepts but radfeat cannot honour, with the reason and the fix.
+#: Every other setting is honoured with pyradiomics' values (tests/test_radiomics_settings.py).
+REFUSED_SETTINGS = {
+    "label": "radfeat passes binary masks; set the label with run.mask_label or a `mask_label` "
+    "manifest column",
+    "label_channel": "vector (multi-channel) masks are not supported; export one label map per ROI",
+    "additionalInfo": "radfeat records provenance (versions, settings, input fingerprints) in the "
+    "table's metadata; remove additionalInfo",
+}
+#: Top-level pyradiomics blocks radfeat refuses.
+REFUSED_BLOCKS = {"voxelSetting": "voxel-based (feature map) extraction is not supported; remove voxelSetting"}
+
+
+def check_supported(params: Mapping[str, Any]) -> None:
+    """Refuse, by name, pyradiomics settings that radfeat would otherwise accept and ignore."""
+    for block, reason in REFUSED_BLOCKS.items():
+        if params.get(block):
+            raise ValueError(f"pyradiomics block {block!r} is not supported: {reason}")
+    setting = params.get("setting") or {}
+    for key, value in setting.items():
+        if key in REFUSED_SETTINGS and not (key == "additionalInfo" and value is False):
+            raise ValueError(f"setting {key!r} is not supported by radfeat: {REFUSED_SETTINGS[key]}")
+    for name, custom in (params.get("imageType") or {}).items():
+        for key in custom or {}:
+            if key in REFUSED_SETTINGS:
+                raise ValueError(
+                    f"imageType {name!r}: setting {key!r} is not supported by radfeat: {REFUSED_SETTINGS[key]}"
+                )
+
+
 def make_extractor(params: Mapping[str, Any]):
     """A pyradiomics extractor from a parameter dict (imageType / featureClass / setting).
 
     pyradiomics validates the dict against its schema; an invalid dict raises ``ValueError`` naming
-    the offending key.
+    the offending key. Settings radfeat cannot honour (:data:`REFUSED_SETTINGS`) raise too.
     """
     import radiomics
     from radiomics import featureextractor
+
+    check_supported(params)
 
     radiomics.setVerbosity(logging.ERROR)  # pyradiomics logs per-feature notes at WARNING
     try:
@@ -245,7 +284,11 @@ class RadiomicsEngine:
             union_arr |= a.astype(np.uint8)
 
         lo, hi = _union_bbox(list(arrays.values()))
-        if self.crop and not resample:
+        if settings.get("normalize"):
+            # pyradiomics normalises with the statistics of the whole image, before any cropping.
+            image = imageoperations.normalizeImage(image, **settings)
+        pre_crop = bool(settings.get("preCrop")) and not resample
+        if self.crop and not resample and not pre_crop:
             margin = filter_margin_voxels(self.params, image.GetSpacing())[::-1]  # z, y, x
             size = np.array(union_arr.shape)
             start = np.maximum(lo - margin, 0)
@@ -258,8 +301,19 @@ class RadiomicsEngine:
 
         union = sitk.GetImageFromArray(union_arr)
         union.CopyInformation(image)
-        if settings.get("normalize"):
-            image = imageoperations.normalizeImage(image, **settings)
+        if pre_crop:
+            # pyradiomics' preCrop: image and mask cut to the ROI bounding box + padDistance before
+            # filtering (filters then see that box only). With several masks the box is their union.
+            union32 = sitk.Cast(union, sitk.sitkUInt32)
+            bbox, _ = imageoperations.checkMask(image, union32, **settings)
+            if bbox is None:
+                raise ValueError("mask checks failed during pre-crop")
+            image, union32 = imageoperations.cropToTumorMask(image, union32, bbox, **settings)
+            union = sitk.Cast(union32, sitk.sitkUInt8)
+            masks = {
+                n: sitk.Resample(m, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, m.GetPixelID())
+                for n, m in masks.items()
+            }
         if resample and self.crop:
             image, union = _resample_cropped(image, union, lo[::-1], hi[::-1], settings)
         elif resample:
@@ -270,18 +324,27 @@ class RadiomicsEngine:
                 for n, m in masks.items()
             }
 
-        checked: dict[str, tuple[Any, sitk.Image]] = {}
+        checked: dict[str, tuple[Any, sitk.Image, sitk.Image]] = {}
         errors: dict[str, str] = {}
+        resegment = settings.get("resegmentRange") is not None
         for name, mask in masks.items():
             mask = sitk.Cast(mask > 0, sitk.sitkUInt32)
             mask.CopyInformation(image)
             try:
                 bbox, corrected = imageoperations.checkMask(image, mask, **settings)
+                if corrected is not None:
+                    mask = corrected
+                shape_mask = texture_mask = mask
+                if bbox is not None and resegment:
+                    # As pyradiomics' execute(): resegment on the (resampled) image, check again and
+                    # use the new bounding box; shape keeps the original mask unless resegmentShape.
+                    texture_mask = imageoperations.resegmentMask(image, mask, **settings)
+                    bbox, _ = imageoperations.checkMask(image, texture_mask, **settings)
+                    if settings.get("resegmentShape"):
+                        shape_mask = texture_mask
             except ValueError as exc:
                 errors[name] = f"region {name!r}: {exc}"
                 continue
-            if corrected is not None:
-                mask = corrected
             if bbox is None:
                 errors[name] = (
                     f"region {name!r}: mask fails pyradiomics' checks (too small, or outside the image "
@@ -289,17 +352,17 @@ class RadiomicsEngine:
                     f"minimumROISize={settings.get('minimumROISize')})"
                 )
                 continue
-            checked[name] = (bbox, mask)
+            checked[name] = (bbox, shape_mask, texture_mask)
 
         out: dict[str, dict[str, float]] = {name: {} for name in checked}
-        for name, (bbox, mask) in checked.items():
-            out[name].update(ext.computeShape(image, mask, bbox, **settings))
+        for name, (bbox, shape_mask, _) in checked.items():
+            out[name].update(ext.computeShape(image, shape_mask, bbox, **settings))
 
         for image_type, custom in ext.enabledImagetypes.items():
             args = {**settings, **custom}
             generator = getattr(imageoperations, f"get{image_type}Image")(image, union, **args)
             for filtered, type_name, kwargs in generator:
-                for name, (bbox, mask) in checked.items():
+                for name, (bbox, _, mask) in checked.items():
                     cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, bbox)
                     out[name].update(ext.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
         return {name: {k: _to_float(v) for k, v in feats.items()} for name, feats in out.items()}, errors
