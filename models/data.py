@@ -6,7 +6,8 @@ Reads radfeat tables (namespaced feature columns, provenance) and foreign ones s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,9 @@ class Dataset:
     name: str = "table"
     label: str = "label"
     positive: str = "1"
+    dropped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
 
     def subset(self, mask: np.ndarray) -> Dataset:
         mask = np.asarray(mask)
@@ -57,6 +61,9 @@ class Dataset:
             self.name,
             self.label,
             self.positive,
+            dict(self.dropped),
+            list(self.notes),
+            self.provenance,
         )
 
     def __len__(self) -> int:
@@ -104,21 +111,84 @@ def binary_labels(values: pd.Series, positive: str | None = None) -> tuple[np.nd
     return (s.astype(str) == str(positive)).to_numpy(int), str(positive)
 
 
+#: Cell texts read as a missing value (compared lower-case, stripped).
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "none", "null", "-", "?", "#n/a", "missing", "nd"})
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+([eE][+-]?\d+)?$")
+
+
 def discover_features(table: pd.DataFrame, exclude: set[str] | None = None) -> list[str]:
-    """Feature columns: radfeat's namespaced columns when present, else every numeric column that is not
-    an id, label, cohort or one of ``exclude``.
+    """Candidate feature columns: radfeat's namespaced columns when present (whatever their dtype: they
+    must be numbers, see :func:`parse_numeric_columns`), else every column that is not an id, label,
+    cohort or one of ``exclude``.
     """
     from radfeat.table import feature_columns
 
     exclude = {c.lower() for c in (exclude or set())}
     namespaced = [c for c in feature_columns(table) if c.lower() not in exclude]
     if namespaced:
-        return [c for c in namespaced if pd.api.types.is_numeric_dtype(table[c])]
-    return [
-        c
-        for c in table.columns
-        if c.lower() not in NON_FEATURE | exclude and pd.api.types.is_numeric_dtype(table[c])
-    ]
+        return namespaced
+    return [c for c in table.columns if str(c).lower() not in NON_FEATURE | exclude]
+
+
+def parse_numeric_columns(
+    table: pd.DataFrame, columns: list[str], *, required: set[str] | None = None, ids=None
+) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
+    """Read ``columns`` of ``table`` as float, never dropping a feature without saying so.
+
+    Text cells that are a missing-value token (:data:`MISSING_TOKENS`: ``n/a``, ``NA``, ``-`` …) become
+    NaN (imputed inside the training folds) and are reported. A column with any other non-numeric cell
+    (``12,5`` with a decimal comma, ``<0.5``, ``high``) raises ``ValueError`` naming the column, the rows
+    and the values when it is ``required`` (a radfeat feature column) or mostly numeric; a column that
+    is mostly text (e.g. ``sex`` in a foreign table) is dropped and listed with the reason.
+
+    Returns
+    -------
+    (frame of float, dropped {column: reason}, notes [str])
+    """
+    required = required or set()
+    ids = np.asarray(ids) if ids is not None else np.asarray(table.index.astype(str))
+    out, dropped, notes = {}, {}, []
+    for col in columns:
+        values = table[col]
+        if pd.api.types.is_bool_dtype(values):
+            out[col] = values.astype(float).to_numpy()
+            continue
+        if pd.api.types.is_numeric_dtype(values):
+            out[col] = values.astype(float).to_numpy()
+            continue
+        text = values.astype("string").str.strip()
+        missing = values.isna().to_numpy() | text.str.lower().isin(MISSING_TOKENS).fillna(True).to_numpy()
+        parsed = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=float)
+        bad = ~missing & np.isnan(parsed)
+        tokens = sorted(set(text[missing & values.notna().to_numpy()].tolist()))
+        if not bad.any():
+            out[col] = parsed
+            if tokens:
+                rows = ids[missing & values.notna().to_numpy()]
+                notes.append(
+                    f"column {col!r}: {len(rows)} value(s) {tokens[:5]} read as missing (rows "
+                    f"{', '.join(map(str, rows[:5]))}{'…' if len(rows) > 5 else ''}); imputed inside the folds"
+                )
+            continue
+        n_numeric = int((~missing & ~np.isnan(parsed)).sum())
+        bad_values = text[bad].tolist()
+        if col in required or n_numeric >= bad.sum():
+            rows = ids[bad]
+            comma = all(_DECIMAL_COMMA.match(v or "") for v in bad_values)
+            hint = (
+                "the values use a decimal comma: write numbers with '.' as the decimal separator "
+                "(or read the CSV with decimal=',' and save it again)"
+                if comma
+                else "fix or blank these cells (empty, NA or n/a are read as missing)"
+            )
+            listed = ", ".join(f"{r}={v!r}" for r, v in list(zip(rows, bad_values, strict=True))[:8])
+            raise ValueError(
+                f"feature column {col!r} has {int(bad.sum())} non-numeric value(s): {listed}"
+                f"{' …' if bad.sum() > 8 else ''}. Hint: {hint}"
+            )
+        dropped[col] = f"not numeric (values like {sorted(set(bad_values))[:3]})"
+    frame = pd.DataFrame(out, columns=[c for c in columns if c in out])
+    return frame, dropped, notes
 
 
 def load_dataset(
@@ -143,16 +213,25 @@ def load_dataset(
         Feature columns; discovered with :func:`discover_features` when omitted (the label, ids,
         groups, cohort and clinical string columns are never features).
     """
+    provenance: dict = {}
     if isinstance(source, pd.DataFrame):
         table = source.copy()
         name = name or "table"
+        provenance = dict(source.attrs.get("radfeat", {}))
     else:
+        from radfeat.table import read_provenance
+
         path = Path(source)
         name = name or path.name.split(".")[0]
         if path.suffix in (".parquet", ".pq"):
             table = pd.read_parquet(path)
         else:
-            table = pd.read_csv(path, compression="infer")
+            # Cells stay text where they are not numbers, so that a stray "n/a" is reported, not hidden.
+            table = pd.read_csv(path, compression="infer", keep_default_na=False, na_values=[""])
+        try:
+            provenance = read_provenance(path)
+        except (OSError, ValueError, KeyError):
+            provenance = {}
     if table.index.name and table.index.name not in table.columns:
         table = table.reset_index()
     if label not in table.columns:
@@ -164,12 +243,22 @@ def load_dataset(
     )
     excluded = {label, *(exclude or set()), *(c for c in (id_column, group_column, cohort_column) if c)}
     cols = features or discover_features(table, excluded)
-    if not cols:
-        raise ValueError("no numeric feature columns found; pass features=[...]")
-    y, pos = binary_labels(table[label], positive)
     ids = table[id_column].astype(str).to_numpy() if id_column else np.arange(len(table)).astype(str)
+    from radfeat.table import feature_columns
+
+    required = set(features or []) | set(feature_columns(table[cols])) if cols else set()
+    X, dropped, notes = parse_numeric_columns(table, cols, required=required, ids=ids)
+    if X.shape[1] == 0:
+        raise ValueError(
+            "no numeric feature columns found; pass features=[...]"
+            + (f" (dropped: {dropped})" if dropped else "")
+        )
+    if label in table.columns and not pd.api.types.is_numeric_dtype(table[label]):
+        lab = table[label].astype("string").str.strip()
+        table[label] = lab.where(~lab.str.lower().isin(MISSING_TOKENS).fillna(True))
+    y, pos = binary_labels(table[label], positive)
     return Dataset(
-        X=table[cols].astype(float).reset_index(drop=True),
+        X=X.reset_index(drop=True),
         y=y,
         ids=ids,
         groups=table[group_column].astype(str).to_numpy() if group_column else None,
@@ -179,6 +268,9 @@ def load_dataset(
         name=name,
         label=label,
         positive=pos,
+        dropped=dropped,
+        notes=notes,
+        provenance=provenance,
     )
 
 

@@ -67,13 +67,11 @@ def input_fingerprint(row: dict[str, Any]) -> str:
 
 
 def pet_mask_from_ct(ct_mask: sitk.Image, pet: sitk.Image) -> sitk.Image:
-    """Move a CT-grid mask onto the PET grid: linear resampling of the mask, kept where coverage >= 50 %."""
-    coverage = sitk.Resample(
-        sitk.Cast(ct_mask, sitk.sitkFloat32), pet, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32
-    )
-    mask = sitk.Cast(coverage >= PET_MASK_COVERAGE, sitk.sitkUInt8)
-    mask.CopyInformation(pet)
-    return mask
+    """Move a CT-grid mask onto the PET grid: the PET voxels whose volume the CT mask covers at least
+    :data:`PET_MASK_COVERAGE` (volume fraction, :func:`radfeat.geometry.mask_coverage`)."""
+    from radfeat.geometry import mask_on_grid
+
+    return mask_on_grid(ct_mask, pet, PET_MASK_COVERAGE)
 
 
 @contextmanager

@@ -80,3 +80,46 @@ def test_compare_geometry_reports_each_field():
     fields = {m.field for m in compare_geometry(a, b)}
     assert fields == {"size", "spacing", "origin"}
     assert compare_geometry(a, a) == []
+
+
+def _ct_mask(arr: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> sitk.Image:
+    image = sitk.GetImageFromArray(arr.astype(np.uint8))
+    image.SetSpacing(spacing)
+    return image
+
+
+def test_mask_coverage_conserves_the_roi_volume():
+    from radfeat.geometry import mask_coverage
+
+    z, y, x = np.mgrid[0:60, 0:60, 0:60]
+    ct = _ct_mask(((z - 30) ** 2 + (y - 28) ** 2 + (x - 31) ** 2) < 120)
+    pet = sitk.Image([16, 16, 16], sitk.sitkFloat32)
+    pet.SetSpacing((4.0, 4.0, 4.0))
+    pet.SetOrigin((-1.3, 0.7, 2.1))
+    cover = sitk.GetArrayFromImage(mask_coverage(ct, pet))
+    assert cover.min() >= 0 and cover.max() <= 1
+    assert cover.sum() * 64 == pytest.approx(sitk.GetArrayViewFromImage(ct).sum(), rel=1e-9)
+
+
+def test_pet_mask_is_the_covered_fraction_not_the_centre_value():
+    """A 1 mm-thin slab of CT mask through the centre of 4 mm PET voxels covers 25 % of them: a linearly
+    interpolated mask read at the voxel centre says 100 % and kept them (the old rule)."""
+    from radfeat.geometry import mask_coverage
+    from radfeat.pipeline import pet_mask_from_ct
+
+    arr = np.zeros((16, 16, 16), np.uint8)
+    arr[4:12, 4:12, 5] = 1  # x = 5 mm: one 1 mm slice (voxel edges 4.5–5.5 mm)
+    ct = _ct_mask(arr)
+    pet = sitk.Image([4, 4, 4], sitk.sitkFloat32)
+    pet.SetSpacing((4.0, 4.0, 4.0))
+    pet.SetOrigin((5.0, 1.5, 1.5))  # PET voxel centres at x = 5, 9, … mm (edges 3–7 mm)
+    cover = sitk.GetArrayFromImage(mask_coverage(ct, pet))
+    assert cover.max() == pytest.approx(0.25)
+    old = sitk.Resample(sitk.Cast(ct, sitk.sitkFloat32), pet, sitk.Transform(), sitk.sitkLinear, 0.0)
+    assert sitk.GetArrayViewFromImage(old).max() == pytest.approx(1.0)  # the old rule's view
+    assert not sitk.GetArrayViewFromImage(pet_mask_from_ct(ct, pet)).any()
+    thick = np.zeros_like(arr)
+    thick[4:12, 4:12, 3:7] = 1  # x = 2.5–6.5 mm: 3.5 of the 4 mm of the first PET voxel column
+    cover = sitk.GetArrayFromImage(mask_coverage(_ct_mask(thick), pet))
+    assert cover.max() == pytest.approx(0.875)
+    assert sitk.GetArrayViewFromImage(pet_mask_from_ct(_ct_mask(thick), pet)).any()

@@ -185,7 +185,7 @@ def voxel_feature_maps(
     pet : SimpleITK.Image, optional
         PET in SUV on any grid (resampled linearly onto the common grid). Required in "ct+pet" mode.
     """
-    from radfeat.geometry import crop_to_roi, resample_isotropic, resample_to_reference
+    from radfeat.geometry import crop_to_roi, mask_on_grid, resample_isotropic, resample_to_reference
 
     s = settings or HabitatSettings()
     if s.mode == "ct+pet" and pet is None:
@@ -196,10 +196,7 @@ def voxel_feature_maps(
     ct_crop, mask_crop = crop_to_roi(sitk.Cast(ct, sitk.sitkFloat64), mask, margin)
     if s.grid_spacing_mm:
         reference = resample_isotropic(ct_crop, s.grid_spacing_mm, "linear", s.hu_clip[0])
-        mask_grid = sitk.Cast(
-            resample_to_reference(sitk.Cast(mask_crop > 0, sitk.sitkFloat32), reference, "linear") >= 0.5,
-            sitk.sitkUInt8,
-        )
+        mask_grid = mask_on_grid(mask_crop, reference, 0.5)  # covered volume fraction >= 1/2
         ct_grid = reference
     else:
         ct_grid = ct_crop
