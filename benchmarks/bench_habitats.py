@@ -21,7 +21,7 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table, require_data  # noqa: E402
 
-from radfeat.features.habitats import HabitatModel, HabitatSettings, supervoxels, voxel_feature_maps  # noqa: E402
+from radfeat.habitats import HabitatModel, HabitatSettings, supervoxels, voxel_feature_maps  # noqa: E402
 from radfeat.io import read_image, read_mask, read_pet_suv  # noqa: E402
 
 HABITAT_RADIOMICS = {
@@ -130,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="4 sarcoma and 10 synthetic cases")
     args = parser.parse_args()
-    from radfeat.runner import thread_caps
+    from radfeat.utils.threads import thread_caps
 
     thread_caps(1)
     print(f"# bench_habitats on {machine()} (1 thread)")

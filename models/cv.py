@@ -199,7 +199,7 @@ def _fold_task(
     tuner: Callable | None,
     fold_features: Callable | None = None,
 ) -> dict:
-    from radfeat.runner import thread_caps
+    from radfeat.utils.threads import thread_caps
 
     thread_caps(1)
     X = data.X
@@ -384,7 +384,7 @@ def cross_validate(
     def finish(res: dict, path: Path | None) -> None:
         results[(res["repeat"], res["fold"])] = res
         if path is not None:
-            from radfeat._atomic import write_text
+            from radfeat.utils.atomic import write_text
 
             write_text(json.dumps(res), path)
         if progress:

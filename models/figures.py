@@ -23,7 +23,7 @@ __all__ = ["plot_roc", "plot_calibration", "plot_decision_curve", "plot_kaplan_m
 def save(fig: plt.Figure, path: str | Path | None, dpi: int = 150) -> plt.Figure:
     """Save ``fig`` to ``path`` (atomically: temp file then rename) when a path is given."""
     if path is not None:
-        from radfeat._atomic import atomic_path
+        from radfeat.utils.atomic import atomic_path
 
         path = Path(path)
         with atomic_path(path) as tmp:

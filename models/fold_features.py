@@ -34,7 +34,7 @@ class HabitatFoldFeatures:
     fitted_on: list[list[str]] = field(default_factory=list)
 
     def __call__(self, train_ids, case_ids) -> pd.DataFrame:
-        from radfeat.habitats import fit_habitat_model, habitat_case_features
+        from radfeat.habitats.workflow import fit_habitat_model, habitat_case_features
 
         train_ids = sorted(map(str, train_ids))
         model = fit_habitat_model(self.rows, train_ids, self.settings)

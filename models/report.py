@@ -107,7 +107,7 @@ def write_report(
     ``references``: optional rows (label, auc, note) printed next to our figures (e.g. published AUCs).
     """
     from models import figures
-    from radfeat._atomic import write_text
+    from radfeat.utils.atomic import write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

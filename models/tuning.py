@@ -355,7 +355,7 @@ def optimize(
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from radfeat.runner import thread_caps
+    from radfeat.utils.threads import thread_caps
 
     thread_caps(1)
     is_journal = isinstance(study._storage, optuna.storages.JournalStorage)
@@ -420,7 +420,7 @@ def write_study_artifacts(study, outdir: str | Path) -> dict[str, str]:
     import matplotlib.pyplot as plt
     import optuna
 
-    from radfeat._atomic import atomic_path, write_text
+    from radfeat.utils.atomic import atomic_path, write_text
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -473,7 +473,7 @@ def _to_parquet(frame: pd.DataFrame, path) -> None:
 
 
 def _save(ax, path: Path, plt) -> None:
-    from radfeat._atomic import atomic_path
+    from radfeat.utils.atomic import atomic_path
 
     fig = ax.figure if hasattr(ax, "figure") else plt.gcf()
     fig.set_size_inches(7, 4.5)

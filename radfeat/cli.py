@@ -292,17 +292,19 @@ def habitats_apply(
 ) -> None:
     """Apply a fitted habitat model: label maps (NIfTI) and habitat features for every case."""
     from radfeat.errors import RadfeatError
-    from radfeat.habitats import apply_habitat_model, labels_dir_for
+    from radfeat.extract import extract_table
+    from radfeat.habitats import labels_dir_for
     from radfeat.settings import load_settings
 
     try:
         effective = load_settings(settings)
         with _progress(quiet) as progress:
-            result = apply_habitat_model(
+            result = extract_table(
                 manifest,
-                model,
                 output,
                 settings=effective,
+                habitat_model=model,
+                habitats_only=True,
                 jobs=jobs,
                 force=force,
                 retry_failed=retry_failed,

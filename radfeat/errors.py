@@ -15,6 +15,7 @@ __all__ = [
     "MaskError",
     "GeometryError",
     "ManifestError",
+    "CaseFailure",
 ]
 
 
@@ -82,3 +83,11 @@ class GeometryError(RadfeatError, ValueError):
 
 class ManifestError(RadfeatError, ValueError):
     """The cohort manifest itself is malformed (missing columns, unreadable file)."""
+
+
+class CaseFailure(RadfeatError, RuntimeError):
+    """A case could not be processed; ``stage`` says where (read, ct_radiomics, habitats, …)."""
+
+    def __init__(self, message: str, *, stage: str, **kwargs) -> None:
+        self.stage = stage
+        super().__init__(f"{stage}: {message}", **kwargs)

@@ -1,8 +1,12 @@
-"""``extract_table``: a cohort manifest in, one wide versioned feature table out."""
+"""``extract_table``: a cohort manifest in, one wide versioned feature table out.
+
+The runner composes feature providers (:mod:`radfeat.providers`): whole-tumour radiomics, PET
+descriptors and, with a fitted habitat model, habitat features. Each provider has its own cache key,
+so changing one provider's settings recomputes that provider only.
+"""
 
 from __future__ import annotations
 
-import functools
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,39 +17,49 @@ import pandas as pd
 
 from radfeat.errors import ManifestError
 from radfeat.manifest import load_manifest
-from radfeat.pipeline import build_engines, extract_case, input_fingerprint
+from radfeat.providers import HabitatFeatures, PETDescriptors, WholeTumourRadiomics
+from radfeat.providers.base import FeatureProvider
 from radfeat.runner import RunSummary, run_cases, utc_now, write_failures
 from radfeat.settings import load_settings, settings_hash
 from radfeat.table import write_table
 
-__all__ = ["ExtractionResult", "extract_table", "library_versions"]
+__all__ = ["ExtractionResult", "extract_table", "extract_case", "default_providers", "library_versions"]
 
-_ENGINES: dict[str, Any] = {}
-
-
-def _features_of(row: dict, settings: dict, key: str, habitats=None, habitats_only: bool = False) -> dict:
-    """Worker entry point: engines are built once per worker process and settings hash."""
-    features: dict = {}
-    if not habitats_only:
-        if key not in _ENGINES:
-            _ENGINES.clear()
-            _ENGINES[key] = build_engines(settings)
-        features.update(extract_case(row, settings, _ENGINES[key]).features)
-    if habitats is not None:
-        features.update(habitats(row))
-    return features
+TABLE_VERSION = 2
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    """Versions of Python and the libraries a feature table depends on (its provenance)."""
+    from radfeat.providers.base import library_versions as versions
 
-    out = {"python": platform.python_version()}
-    for dist in ("radfeat", "pyradiomics-bhklab", "SimpleITK", "numpy", "pandas", "pyarrow", "PyWavelets"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    return {
+        "python": platform.python_version(),
+        **versions("radfeat", "pyradiomics-bhklab", "SimpleITK", "numpy", "pandas", "pyarrow", "PyWavelets"),
+    }
+
+
+def default_providers(settings: dict[str, Any]) -> list[FeatureProvider]:
+    """Whole-tumour radiomics and PET descriptors."""
+    return [WholeTumourRadiomics(settings), PETDescriptors(settings)]
+
+
+def extract_case(row: dict[str, Any], settings: dict[str, Any], providers=None) -> dict[str, float]:
+    """All features of one manifest row (absolute paths) in this process: load once, run the providers.
+
+    Raises
+    ------
+    CaseFailure
+        With the stage (read, ct_radiomics, pet_descriptors, pet_radiomics, habitats), file and hint.
+    """
+    from radfeat.case import load_case
+    from radfeat.runner import _pet_need
+
+    providers = providers if providers is not None else default_providers(settings)
+    case = load_case(row, settings, pet=_pet_need(providers))
+    features: dict[str, float] = {}
+    for provider in providers:
+        features.update(provider.compute(case))
+    return features
 
 
 @dataclass
@@ -94,9 +108,10 @@ def extract_table(
         A fitted habitat model folder: habitat features join the table, label maps go to
         ``<out>_labels/``. ``habitats_only`` skips the whole-tumour features.
     """
+    from radfeat.habitats.workflow import labels_dir_for
+
     out_path = Path(out_path)
     settings = settings if settings is not None else load_settings(settings_path)
-    s_hash = settings_hash(settings)
     manifest = load_manifest(manifest_path)
     ids = manifest.table["case_id"]
     bad = sorted(set(ids[ids.duplicated()])) + (["<empty>"] if (ids == "").any() else [])
@@ -107,25 +122,19 @@ def extract_table(
             hint="run `radfeat validate` and fix the case_id column",
         )
     rows = manifest.rows()
+    providers: list[FeatureProvider] = [] if habitats_only else default_providers(settings)
     habitats = None
     if habitat_model is not None:
-        from radfeat.features.habitats import HabitatModel
-        from radfeat.habitats import habitat_work
-
-        model = HabitatModel.load(habitat_model)
-        habitats = habitat_work(habitat_model, settings, out_path)
-        s_hash = settings_hash(
-            {"settings": s_hash, "habitat_model": model.fingerprint(), "habitats_only": habitats_only}
-        )
+        habitats = HabitatFeatures(habitat_model, settings, labels_dir=labels_dir_for(out_path))
+        providers.append(habitats)
+    if not providers:
+        raise ValueError("nothing to extract: habitats_only needs a habitat model")
     timeout = timeout_s if timeout_s is not None else (settings.get("run") or {}).get("timeout_s")
     summary = run_cases(
         rows,
-        functools.partial(
-            _features_of, settings=settings, key=s_hash, habitats=habitats, habitats_only=habitats_only
-        ),
+        providers,
         cache_dir=out_path.with_name(out_path.name + ".cache"),
-        fingerprint=input_fingerprint,
-        settings_hash=s_hash,
+        settings=settings,
         jobs=jobs,
         scheduler=scheduler,
         timeout_s=timeout,
@@ -145,20 +154,23 @@ def extract_table(
     carried = original.set_index("case_id").loc[done]
     table = carried.join(features) if len(done) else carried
     provenance = {
-        "radfeat_table_version": 1,
+        "radfeat_table_version": TABLE_VERSION,
         "created": utc_now(),
         "manifest": str(manifest.path),
         "settings": settings,
-        "settings_hash": s_hash,
+        "settings_hash": settings_hash(settings),
+        "providers": {p.name: {"cache_key": p.cache_key(), "version": p.version} for p in providers},
         "versions": library_versions(),
         "input_fingerprints": summary.fingerprints,
         "n_cases": len(rows),
         "n_extracted": len(done),
-        "n_failed": len(summary.failures),
+        "n_failed": len({f["case_id"] for f in summary.failures}),
+        "complete": not summary.interrupted,
     }
-    if habitat_model is not None:
+    if habitats is not None:
+        model = habitats.model()
         provenance["habitat_model"] = {
-            "path": str(Path(habitat_model).resolve()),
+            "path": habitats.model_dir,
             "k": model.k_,
             "train_ids": model.train_ids_,
             "fingerprint": model.fingerprint(),

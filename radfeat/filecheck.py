@@ -108,7 +108,7 @@ def _check_nifti(path: Path, compressed: bool) -> None:
             with gzip.open(path, "rb") as fh:
                 header = fh.read(544)
         except (OSError, EOFError) as exc:
-            raise _fail(path, f"cannot decompress ({exc})") from exc
+            raise _fail(path, f"cannot read image: not a valid gzip-compressed NIfTI ({exc})") from exc
     else:
         with open(path, "rb") as fh:
             header = fh.read(544)

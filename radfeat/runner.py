@@ -1,15 +1,21 @@
-"""Batch execution: cache, resume, failure records, progress, joblib (local) or Dask (cluster).
+"""Batch execution: per-provider cache, resume, failure records, progress, joblib (local) or Dask.
 
-Every finished case is written atomically to ``<table>.cache/`` under a key made of the case id, the
-input fingerprint and the settings hash, so a rerun after Ctrl-C, a crash or ``kill -9`` skips what is
-done and yields the same table. A failing case is recorded (stage, error, hint) and never stops the
-others; it does not get a row in the table.
+The unit of work is a case: a worker loads it once (:func:`radfeat.case.load_case`) and runs every
+feature provider whose result is not cached yet. Each provider's result is written atomically to
+``<table>.cache/`` under a key made of the case id, the input fingerprint and **that provider's**
+cache key (the settings it uses, its version, its libraries), so
+
+* a rerun after Ctrl-C, a crash or ``kill -9`` skips what is done and yields the same table;
+* editing one provider's settings recomputes that provider only.
+
+A failing provider is recorded (stage, error, hint) and never stops the others or other cases; a case
+gets a row only when every provider succeeded. A timed-out case never yields features
+(:func:`with_timeout`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import threading
@@ -22,28 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from radfeat._atomic import atomic_path, write_text
+from radfeat.utils.atomic import atomic_path, write_text
+from radfeat.utils.threads import thread_caps
 
 __all__ = ["CaseCache", "CaseTimeout", "RunSummary", "run_cases", "thread_caps", "with_timeout"]
-
-#: Environment variables that cap BLAS/OpenMP threads in worker processes.
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-
-def thread_caps(n: int = 1) -> None:
-    """Cap ITK, BLAS and OpenMP threads of this process (called at the start of every task)."""
-    import SimpleITK as sitk
-
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
-    for var in THREAD_ENV:
-        os.environ[var] = str(n)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(n)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
-
 
 def _safe(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", case_id)
@@ -51,36 +39,36 @@ def _safe(case_id: str) -> str:
 
 @dataclass(frozen=True)
 class CaseCache:
-    """One JSON file per finished case: ``<case>__<key>.json`` (features) or ``….failed.json``."""
+    """One JSON file per finished (case, provider): ``<case>__<provider>__<key>.json`` or ``….failed.json``."""
 
     folder: Path
 
-    def key(self, case_id: str, fingerprint: str, settings_hash: str) -> str:
+    def key(self, case_id: str, fingerprint: str, provider_key: str) -> str:
         import hashlib
 
-        return hashlib.sha256(f"{case_id}|{fingerprint}|{settings_hash}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{case_id}|{fingerprint}|{provider_key}".encode()).hexdigest()[:16]
 
-    def _path(self, case_id: str, key: str, failed: bool = False) -> Path:
-        return self.folder / f"{_safe(case_id)}__{key}{'.failed' if failed else ''}.json"
+    def _path(self, case_id: str, provider: str, key: str, failed: bool = False) -> Path:
+        return self.folder / f"{_safe(case_id)}__{provider}__{key}{'.failed' if failed else ''}.json"
 
-    def load(self, case_id: str, key: str) -> dict | None:
-        path = self._path(case_id, key)
+    def load(self, case_id: str, provider: str, key: str) -> dict | None:
+        path = self._path(case_id, provider, key)
         return json.loads(path.read_text()) if path.exists() else None
 
-    def load_failure(self, case_id: str, key: str) -> dict | None:
-        path = self._path(case_id, key, failed=True)
+    def load_failure(self, case_id: str, provider: str, key: str) -> dict | None:
+        path = self._path(case_id, provider, key, failed=True)
         return json.loads(path.read_text()) if path.exists() else None
 
-    def store(self, case_id: str, key: str, record: dict, failed: bool = False) -> None:
+    def store(self, case_id: str, provider: str, key: str, record: dict, failed: bool = False) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_text(json.dumps(record, allow_nan=True), self._path(case_id, key, failed))
-        other = self._path(case_id, key, not failed)
+        write_text(json.dumps(record, allow_nan=True), self._path(case_id, provider, key, failed))
+        other = self._path(case_id, provider, key, not failed)
         if other.exists():
             other.unlink()
 
-    def forget(self, case_id: str, key: str) -> None:
+    def forget(self, case_id: str, provider: str, key: str) -> None:
         for failed in (False, True):
-            path = self._path(case_id, key, failed)
+            path = self._path(case_id, provider, key, failed)
             if path.exists():
                 path.unlink()
 
@@ -92,6 +80,7 @@ class RunSummary:
     n_cases: int
     n_done: int = 0
     n_cached: int = 0
+    n_cached_failed: int = 0
     failures: list[dict] = field(default_factory=list)
     results: dict[str, dict] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
@@ -169,70 +158,111 @@ def with_timeout(fn: Callable[[], Any], seconds: float | None) -> Any:
     return result
 
 
-def execute_task(task: dict[str, Any], work: Callable[[dict], dict], timeout_s: float | None) -> dict:
-    """Run one case in a worker and cache the outcome; returns a small status record.
-
-    ``work(row)`` returns the case's features; any exception becomes a failure record with the stage,
-    the error and a hint (from :class:`radfeat.pipeline.CaseFailure` when it is one).
-    """
-    thread_caps(1)
-    cache = CaseCache(Path(task["cache"]))
-    row, key = task["row"], task["key"]
-    t0 = time.perf_counter()
-    try:
-        features = with_timeout(lambda: work(row), timeout_s)
-    except CaseTimeout:
-        record = {
+def _failure(row: dict, exc: BaseException, timeout_s: float | None = None) -> dict:
+    if isinstance(exc, CaseTimeout):
+        return {
             "case_id": row["case_id"],
             "stage": "timeout",
             "error": f"case took longer than {timeout_s:g} s",
             "hint": "raise run.timeout_s in the settings (--timeout), or check the case's size",
             "path": "",
         }
-    except Exception as exc:  # noqa: BLE001 - isolate the case, record why
-        record = {
-            "case_id": row["case_id"],
-            "stage": getattr(exc, "stage", "unexpected"),
-            "error": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
-            "hint": getattr(exc, "hint", None) or "report this with the case's files",
-            "path": getattr(exc, "path", None) or "",
-        }
-    else:
-        record = {"case_id": row["case_id"], "features": features, "seconds": time.perf_counter() - t0}
-        cache.store(row["case_id"], key, record)
-        return {"case_id": row["case_id"], "ok": True, "seconds": record["seconds"]}
-    record["seconds"] = time.perf_counter() - t0
-    cache.store(row["case_id"], key, record, failed=True)
-    return {"case_id": row["case_id"], "ok": False, **record}
+    return {
+        "case_id": row["case_id"],
+        "stage": getattr(exc, "stage", "unexpected"),
+        "error": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+        "hint": getattr(exc, "hint", None) or "report this with the case's files",
+        "path": getattr(exc, "path", None) or "",
+    }
 
 
-def _iterate(tasks: list[dict], work, timeout_s, jobs: int, scheduler: str | None) -> Iterator[dict]:
+def _pet_need(providers) -> bool | None:
+    needs = [p.pet for p in providers]
+    if any(n is True for n in needs):
+        return True
+    if any(n is None for n in needs):
+        return None
+    return False
+
+
+def execute_task(task: dict[str, Any], timeout_s: float | None) -> dict:
+    """Run the missing providers of one case in a worker and cache each outcome; returns a small
+    status record (``ok`` when every provider succeeded).
+
+    The case is loaded once for all providers. A failing provider is recorded and the others still
+    run; a failure to load the case, or a timeout, is recorded for every provider not yet done.
+    """
+    from radfeat.case import load_case
+
+    thread_caps(1)
+    cache = CaseCache(Path(task["cache"]))
+    row, todo = task["row"], task["todo"]
+    t0 = time.perf_counter()
+    finished: dict[str, dict] = {}
+
+    def work() -> None:
+        case = load_case(row, task["settings"], pet=_pet_need([p for p, _ in todo]))
+        for provider, key in todo:
+            timings: dict[str, float] = {}
+            t1 = time.perf_counter()
+            try:
+                features = provider.compute(case, timings)
+            except Exception as exc:  # noqa: BLE001 - isolate the provider, record why
+                record = {**_failure(row, exc), "seconds": time.perf_counter() - t1}
+                cache.store(row["case_id"], provider.name, key, record, failed=True)
+                finished[provider.name] = record
+                continue
+            record = {
+                "case_id": row["case_id"],
+                "provider": provider.name,
+                "features": features,
+                "timings": timings,
+                "seconds": time.perf_counter() - t1,
+            }
+            cache.store(row["case_id"], provider.name, key, record)
+            finished[provider.name] = record
+
+    try:
+        with_timeout(work, timeout_s)
+    except (Exception, CaseTimeout) as exc:  # noqa: BLE001 - the case failed to load or timed out
+        record = {**_failure(row, exc, timeout_s), "seconds": time.perf_counter() - t0}
+        for provider, key in todo:
+            if provider.name not in finished:
+                cache.store(row["case_id"], provider.name, key, record, failed=True)
+                finished[provider.name] = record
+    failed = [r for r in finished.values() if "features" not in r]
+    status = {"case_id": row["case_id"], "ok": not failed, "seconds": time.perf_counter() - t0}
+    if failed:
+        status.update({k: failed[0].get(k, "") for k in ("stage", "error", "hint", "path")})
+    return status
+
+
+def _iterate(tasks: list[dict], timeout_s, jobs: int, scheduler: str | None) -> Iterator[dict]:
     if scheduler:
         from distributed import Client, as_completed
 
         with Client(scheduler, timeout="30s") as client:
-            futures = client.map(execute_task, tasks, work=work, timeout_s=timeout_s, pure=False)
+            futures = client.map(execute_task, tasks, timeout_s=timeout_s, pure=False)
             for future in as_completed(futures):
                 yield future.result()
         return
     if jobs == 1:
         for task in tasks:
-            yield execute_task(task, work, timeout_s)
+            yield execute_task(task, timeout_s)
         return
     from joblib import Parallel, delayed, parallel_config
 
     with parallel_config(backend="loky", inner_max_num_threads=1):
         parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-        yield from parallel(delayed(execute_task)(t, work, timeout_s) for t in tasks)
+        yield from parallel(delayed(execute_task)(t, timeout_s) for t in tasks)
 
 
 def run_cases(
     rows: list[dict[str, Any]],
-    work: Callable[[dict], dict],
+    providers: list,
     *,
     cache_dir: str | Path,
-    fingerprint: Callable[[dict], str],
-    settings_hash: str,
+    settings: dict[str, Any] | None = None,
     jobs: int = 1,
     scheduler: str | None = None,
     timeout_s: float | None = None,
@@ -240,70 +270,87 @@ def run_cases(
     retry_failed: bool = False,
     progress: Callable[[dict], None] | None = None,
 ) -> RunSummary:
-    """Run ``work`` on every row not already cached; return every row's outcome.
+    """Run every provider on every row whose result is not cached yet; return every row's outcome.
 
     Parameters
     ----------
     rows : list of dict
         Manifest rows with absolute paths and a ``case_id``.
-    work : callable
-        Picklable ``row → features`` function (run in worker processes / Dask workers).
-    fingerprint : callable
-        ``row → str`` hash of the inputs (part of the cache key).
+    providers : list of FeatureProvider
+        Picklable providers (sent to worker processes / Dask workers); their features are merged in
+        this order.
+    settings : dict, optional
+        radfeat settings for the case loader (``run.mask_label``).
     force : bool
-        Recompute every case. ``retry_failed``: recompute cases whose last attempt failed.
+        Recompute everything. ``retry_failed``: recompute providers whose last attempt failed.
     progress : callable, optional
         Called once with ``{"total": n}``, then with each status record as cases finish (done, failed
         or found in the cache).
     """
+    from radfeat.case import input_fingerprint
+
     t0 = time.perf_counter()
     cache = CaseCache(Path(cache_dir))
     summary = RunSummary(n_cases=len(rows))
-    summary.fingerprints = {row["case_id"]: fingerprint(row) for row in rows}
-    keys = {c: cache.key(c, fp, settings_hash) for c, fp in summary.fingerprints.items()}
-    tasks = []
+    summary.fingerprints = {row["case_id"]: input_fingerprint(row) for row in rows}
+    provider_keys = {p.name: p.cache_key() for p in providers}
+    names = [p.name for p in providers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"provider names must be unique, got {names}")
+    keys = {
+        c: {n: cache.key(c, fp, provider_keys[n]) for n in names} for c, fp in summary.fingerprints.items()
+    }
+    tasks, cached_status = [], []
     for row in rows:
         case = row["case_id"]
-        key = keys[case]
-        if force:
-            cache.forget(case, key)
-        elif cache.load(case, key) is not None:
+        todo, failed_cached = [], False
+        for provider in providers:
+            key = keys[case][provider.name]
+            if force:
+                cache.forget(case, provider.name, key)
+            elif cache.load(case, provider.name, key) is not None:
+                continue
+            elif cache.load_failure(case, provider.name, key) is not None and not retry_failed:
+                failed_cached = True
+                continue
+            todo.append((provider, key))
+        if todo:
+            tasks.append({"row": row, "todo": todo, "cache": str(cache.folder), "settings": settings or {}})
+        elif failed_cached:
+            summary.n_cached_failed += 1
+            cached_status.append({"case_id": case, "cached": True, "ok": False})
+        else:
             summary.n_cached += 1
-            continue
-        elif cache.load_failure(case, key) is not None and not retry_failed:
-            summary.n_cached += 1
-            continue
-        tasks.append({"row": row, "key": key, "cache": str(cache.folder)})
+            cached_status.append({"case_id": case, "cached": True, "ok": True})
     if progress:
         progress({"total": len(rows)})
-        for row in rows:
-            if row["case_id"] not in {t["row"]["case_id"] for t in tasks}:
-                progress(
-                    {
-                        "case_id": row["case_id"],
-                        "cached": True,
-                        "ok": cache.load(row["case_id"], keys[row["case_id"]]) is not None,
-                    }
-                )
+        for status in cached_status:
+            progress(status)
     try:
-        for status in _iterate(tasks, work, timeout_s, jobs, scheduler):
+        for status in _iterate(tasks, timeout_s, jobs, scheduler):
             if progress:
                 progress(status)
     except KeyboardInterrupt:
         summary.interrupted = True
     for row in rows:
         case = row["case_id"]
-        key = keys[case]
-        done = cache.load(case, key)
-        if done is not None:
-            summary.results[case] = done["features"]
+        merged: dict[str, Any] = {}
+        complete = True
+        for name in names:
+            key = keys[case][name]
+            done = cache.load(case, name, key)
+            if done is not None:
+                merged.update(done["features"])
+                continue
+            complete = False
+            failed = cache.load_failure(case, name, key)
+            if failed is not None:
+                entry = {k: failed.get(k, "") for k in ("case_id", "stage", "error", "hint", "path")}
+                if entry not in summary.failures:  # a load failure is recorded once per provider
+                    summary.failures.append(entry)
+        if complete:
+            summary.results[case] = merged
             summary.n_done += 1
-            continue
-        failed = cache.load_failure(case, key)
-        if failed is not None:
-            summary.failures.append(
-                {k: failed.get(k, "") for k in ("case_id", "stage", "error", "hint", "path")}
-            )
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -34,7 +34,7 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
-from radfeat._atomic import write_image, write_text
+from radfeat.utils.atomic import write_image, write_text
 
 __all__ = [
     "PhenotypeLinks",

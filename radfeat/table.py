@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from radfeat._atomic import atomic_path, write_text
+from radfeat.utils.atomic import atomic_path, read_pair_manifest, write_pair
 
 __all__ = ["FEATURE_PREFIXES", "feature_columns", "write_table", "read_table", "read_provenance"]
 
@@ -36,9 +36,12 @@ def write_table(table: pd.DataFrame, path: str | Path, provenance: dict[str, Any
     path = Path(path)
     text = json.dumps(provenance, default=str, sort_keys=True)
     if path.suffix.lower() == ".csv":
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=True)
-        write_text(text, path.with_name(path.name + ".meta.json"))
+        # Table and metadata as one unit: the JSON records the CSV's SHA-256 (checked on reading).
+        write_pair(
+            {path: lambda tmp: table.to_csv(tmp, index=True)},
+            path.with_name(path.name + ".meta.json"),
+            json.loads(text),
+        )
         return path
     arrow = pa.Table.from_pandas(table, preserve_index=True)
     metadata = {**(arrow.schema.metadata or {}), METADATA_KEY: text.encode()}
@@ -52,6 +55,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read a radfeat (or any) feature table, Parquet or CSV, indexed by ``case_id`` when present."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
+        meta = path.with_name(path.name + ".meta.json")
+        if meta.exists():
+            read_pair_manifest(meta)  # refuses a table that does not match its metadata
         table = pd.read_csv(path, dtype={"case_id": str})
         return table.set_index("case_id") if "case_id" in table.columns else table
     return pd.read_parquet(path)
@@ -62,6 +68,8 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         meta = path.with_name(path.name + ".meta.json")
-        return json.loads(meta.read_text()) if meta.exists() else {}
+        if not meta.exists():
+            return {}
+        return {k: v for k, v in read_pair_manifest(meta).items() if k != "members"}
     metadata = pq.read_schema(path).metadata or {}
     return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else {}

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
 from radfeat.cli import app
-from radfeat.features.habitats import (
+from radfeat.habitats import (
     HabitatModel,
     HabitatSettings,
     Supervoxels,
@@ -160,7 +160,8 @@ def test_clean_fragments_absorbs_small_pieces():
 
 def test_fit_never_reads_test_cases(tmp_path, monkeypatch):
     """Leakage guard: fitting reads only the training cases' files."""
-    import radfeat.habitats as workflow
+    import radfeat.habitats.workflow as workflow
+    import radfeat.io as image_io
     from radfeat.manifest import load_manifest
     from radfeat.settings import load_settings
 
@@ -168,13 +169,13 @@ def test_fit_never_reads_test_cases(tmp_path, monkeypatch):
     rows = load_manifest(manifest).table.to_dict("records")
     train_ids = ["SYN0000", "SYN0001", "SYN0002"]
     seen: list[str] = []
-    real_read = workflow.read_image
+    real_read = image_io.read_image
 
     def spy(path, *a, **k):
         seen.append(str(path))
         return real_read(path, *a, **k)
 
-    monkeypatch.setattr(workflow, "read_image", spy)
+    monkeypatch.setattr(image_io, "read_image", spy)  # every reader goes through load_case → read_image
     for case in ("SYN0003", "SYN0004", "SYN0005"):  # test cases made unreadable
         for f in (tmp_path / "cases" / case).iterdir():
             f.write_bytes(b"not an image")

@@ -91,28 +91,24 @@ def _views(volume: np.ndarray, spec: PatchSpec) -> np.ndarray:
     )
 
 
-def extract_patches(row: dict, spec: PatchSpec) -> dict[str, np.ndarray]:
-    """CT, PET and mask patches of one manifest row: arrays (n_views, n_slices, size, size)."""
-    from radfeat.errors import RadfeatError
-    from radfeat.geometry import mask_centroid_mm, resample_to_reference
-    from radfeat.io import read_image, read_mask, read_pet_suv
+def extract_patches(row: dict, spec: PatchSpec, settings: dict | None = None) -> dict[str, np.ndarray]:
+    """CT, PET and mask patches of one manifest row: arrays (n_views, n_slices, size, size).
 
-    case = str(row["case_id"])
-    try:
-        ct = read_image(row["ct"])
-        mask = read_mask(row["mask"], int(row.get("mask_label") or 1), case_id=case)
-        mask.CopyInformation(ct)
-        pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
-    except RadfeatError as exc:  # name the case; `radfeat validate` lists every problem at once
-        raise exc.with_case(case) from None
-    ref = _reference(mask_centroid_mm(mask), spec)
-    ct_p = sitk.GetArrayFromImage(resample_to_reference(ct, ref, "linear", spec.hu_window[0]))
-    pet_p = sitk.GetArrayFromImage(resample_to_reference(pet, ref, "linear", 0.0))
-    mask_p = sitk.GetArrayFromImage(resample_to_reference(sitk.Cast(mask, sitk.sitkFloat32), ref, "linear"))
+    The case is read with :func:`radfeat.case.load_case` (same checks, label rule and messages as
+    extraction); the mask patch marks the patch pixels at least half covered by the tumour.
+    """
+    from radfeat.case import load_case
+    from radfeat.geometry import mask_centroid_mm, mask_on_grid, resample_to_reference
+
+    case = load_case(row, settings, pet=True)
+    ref = _reference(mask_centroid_mm(case.mask), spec)
+    ct_p = sitk.GetArrayFromImage(resample_to_reference(case.ct_float, ref, "linear", spec.hu_window[0]))
+    pet_p = sitk.GetArrayFromImage(resample_to_reference(case.pet, ref, "linear", 0.0))
+    mask_p = sitk.GetArrayFromImage(mask_on_grid(case.mask, ref, 0.5))
     return {
         "ct": _views(scale_ct(ct_p, spec), spec),
         "pet": _views(scale_suv(pet_p, spec), spec),
-        "mask": _views((mask_p >= 0.5).astype(np.uint8), spec),
+        "mask": _views(mask_p.astype(np.uint8), spec),
     }
 
 
@@ -319,8 +315,8 @@ def synthetic_fusion_data(
 
 def _pet_descriptor_row(row: dict) -> dict:
     """PET descriptors of one case through the extraction pipeline (radiomics switched off)."""
-    from radfeat.pipeline import extract_case
+    from radfeat.extract import extract_case
     from radfeat.settings import load_settings
 
     settings = {**load_settings(), "ct": None, "pet": None}
-    return {"case_id": str(row["case_id"]), **extract_case(row, settings).features}
+    return {"case_id": str(row["case_id"]), **extract_case(row, settings)}

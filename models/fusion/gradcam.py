@@ -140,7 +140,7 @@ def save_overlays(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from radfeat._atomic import atomic_path
+    from radfeat.utils.atomic import atomic_path
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def run_fusion_study(
     adds the EGFR-DLS-like CNN as a row ``egfr_dls`` on the same splits."""
     from models.figures import plot_roc
     from models.fusion.gradcam import attention_maps, grad_cam, save_overlays
-    from radfeat._atomic import atomic_path, write_text
+    from radfeat.utils.atomic import atomic_path, write_text
 
     enable_compilation_cache()
     model_cfg, train_cfg = model_cfg or PRESETS["default"][0], train_cfg or PRESETS["default"][1]

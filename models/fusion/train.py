@@ -379,7 +379,7 @@ def _unflatten(template, arrays: dict[str, np.ndarray]):
 def save_checkpoint(path: str | Path, model, opt_state=None, meta: dict | None = None, best=None) -> Path:
     """Model (and optimizer state, best-so-far parameters) arrays in one ``.npz``, metadata in ``.json``;
     each written to a temporary file and renamed."""
-    from radfeat._atomic import atomic_path, write_text
+    from radfeat.utils.atomic import atomic_path, write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

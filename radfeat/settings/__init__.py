@@ -70,7 +70,7 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
             f"{source}: heterogeneity_factor_range must satisfy 0 < lo < hi <= 100, got {[lo, hi]}"
         )
     try:
-        from radfeat.features.habitats import HabitatSettings
+        from radfeat.habitats.settings import HabitatSettings
 
         HabitatSettings.from_settings(settings)
     except (TypeError, ValueError) as exc:

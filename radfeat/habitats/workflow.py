@@ -1,19 +1,20 @@
-"""Habitat workflow: fit the population model on training cases, apply it to a cohort, write features.
+"""Habitat workflow from manifest rows: fit the population model on training cases, features of a case.
 
-The maths is in :mod:`radfeat.features.habitats` and :mod:`radfeat.features.heterogeneity`; this
-module reads cases, runs them through the shared runner (parallel, cached, failures recorded) and
-writes the model, the habitat label maps (NIfTI, on each case's CT grid) and the feature table.
+The maths is in :mod:`radfeat.habitats.maps`, :mod:`radfeat.habitats.model` and
+:mod:`radfeat.features.heterogeneity`; cases are read with :func:`radfeat.case.load_case` (the same
+checks and messages as extraction). Batch application (parallel, cached, failures recorded) is the
+:class:`radfeat.providers.habitats.HabitatFeatures` provider run by ``radfeat extract --habitats`` /
+``radfeat habitats apply``.
 
 Leakage guard, for cross-validation: ``fit_habitat_model(rows, train_ids=fold_train_ids)`` reads
-**only** the listed cases; ``habitat_case_features(row, model, settings)`` applies the fitted model to
-any other case. Refit inside every training fold.
+**only** the listed cases; ``habitat_case_features(case, model, settings)`` applies the fitted model
+to any other case. Refit inside every training fold.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,25 +23,23 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from radfeat.case import Case, load_case
 from radfeat.errors import ManifestError
-from radfeat.features.habitats import (
-    HabitatMaps,
-    HabitatModel,
-    HabitatSettings,
-    Supervoxels,
-    supervoxels,
-    voxel_feature_maps,
-)
 from radfeat.features.heterogeneity import heterogeneity_features
 from radfeat.features.radiomics import RadiomicsEngine
-from radfeat.io import read_image, read_mask, read_pet_suv
+from radfeat.habitats.maps import HabitatMaps, Supervoxels, supervoxels, voxel_feature_maps
+from radfeat.habitats.model import HabitatModel
+from radfeat.habitats.settings import HabitatSettings
 
 __all__ = [
     "case_supervoxels",
     "fit_habitat_model",
     "habitat_case_features",
-    "apply_habitat_model",
+    "habitat_engines",
+    "habitat_masks",
     "habitat_settings",
+    "labels_dir_for",
+    "model_summary",
 ]
 
 
@@ -49,27 +48,21 @@ def habitat_settings(settings: dict[str, Any]) -> HabitatSettings:
     return HabitatSettings.from_settings(settings)
 
 
-def _read_case(
-    row: dict, hs: HabitatSettings, label: int
-) -> tuple[sitk.Image, sitk.Image, sitk.Image | None]:
-    case = str(row["case_id"])
-    ct = read_image(row["ct"])
-    mask = read_mask(row["mask"], label, case_id=case)
-    mask.CopyInformation(ct)
-    pet = None
-    if hs.mode == "ct+pet":
-        if not row.get("pet"):
-            raise ValueError(f"case {case!r} has no PET; habitat mode 'ct+pet' needs one (or use mode 'ct')")
-        pet, _ = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case)
-    return ct, mask, pet
+def _load(row_or_case: dict | Case, hs: HabitatSettings, settings: dict[str, Any]) -> Case:
+    if isinstance(row_or_case, Case):
+        if hs.mode == "ct+pet" and row_or_case.pet is None:
+            raise ValueError(
+                f"case {row_or_case.case_id!r} has no PET; habitat mode 'ct+pet' needs one (or use mode 'ct')"
+            )
+        return row_or_case
+    return load_case(row_or_case, settings, pet=True if hs.mode == "ct+pet" else False)
 
 
-def case_supervoxels(row: dict, settings: dict[str, Any]) -> tuple[HabitatMaps, Supervoxels]:
+def case_supervoxels(row: dict | Case, settings: dict[str, Any]) -> tuple[HabitatMaps, Supervoxels]:
     """Voxel maps and stage-1 supervoxels of one case."""
     hs = habitat_settings(settings)
-    label = int(row.get("mask_label") or settings["run"]["mask_label"])
-    ct, mask, pet = _read_case(row, hs, label)
-    maps = voxel_feature_maps(ct, mask, pet, hs)
+    case = _load(row, hs, settings)
+    maps = voxel_feature_maps(case.ct_float, case.mask, case.pet, hs)
     return maps, supervoxels(maps, hs)
 
 
@@ -116,7 +109,7 @@ def fit_habitat_model(
     return HabitatModel(habitat_settings(settings)).fit(sv)
 
 
-def _habitat_engines(settings: dict[str, Any], mode: str) -> dict[str, RadiomicsEngine]:
+def habitat_engines(settings: dict[str, Any], mode: str) -> dict[str, RadiomicsEngine]:
     """Per-habitat radiomics engines: each modality's feature set on its native grid.
 
     Resampling settings are dropped, so every habitat is measured on the voxels its label map marks
@@ -138,14 +131,15 @@ def _habitat_engines(settings: dict[str, Any], mode: str) -> dict[str, Radiomics
 
 
 def habitat_case_features(
-    row: dict,
+    row: dict | Case,
     model: HabitatModel,
     settings: dict[str, Any],
     *,
     labels_dir: str | Path | None = None,
     engines: dict[str, RadiomicsEngine] | None = None,
 ) -> dict[str, Any]:
-    """Apply a fitted habitat model to one case and compute its habitat features.
+    """Apply a fitted habitat model to one case (a manifest row or a loaded :class:`Case`) and compute
+    its habitat features.
 
     Columns: ``hab_h{i}_volume_ml`` / ``_fraction`` / ``_components`` (habitat grid),
     ``hab_h{i}_SUVmean`` / ``_SUVmax`` (native PET grid), ``hab_msi_*``, ``hab_ith_score_3d`` / ``_2d``,
@@ -155,9 +149,9 @@ def habitat_case_features(
     ``<case>_habitats.nii.gz`` on the CT grid to ``labels_dir`` when given.
     """
     hs = model.settings
-    label = int(row.get("mask_label") or settings["run"]["mask_label"])
-    ct, mask, pet = _read_case(row, hs, label)
-    maps = voxel_feature_maps(ct, mask, pet, hs)
+    case = _load(row, hs, settings)
+    pet = case.pet if hs.mode == "ct+pet" else None
+    maps = voxel_feature_maps(case.ct_float, case.mask, pet, hs)
     labels_img = model.apply(maps)
     labels = sitk.GetArrayFromImage(labels_img)
     k = model.k_
@@ -166,6 +160,7 @@ def habitat_case_features(
     out.update({f"hab_{key}": v for key, v in heterogeneity_features(labels, k, voxel_ml).items()})
     # Per-habitat intensities and radiomics on each modality's native grid (the habitat map is moved
     # there with nearest neighbour), so SUVmax is not lowered by interpolation.
+    ct = case.ct_float
     native = {"ct": (ct, maps.to_grid(labels_img, ct))}
     if pet is not None:
         native["pet"] = (pet, maps.to_grid(labels_img, pet))
@@ -175,7 +170,7 @@ def habitat_case_features(
             inside = on_pet == h
             out[f"hab_h{h}_SUVmean"] = float(suv[inside].mean()) if inside.any() else np.nan
             out[f"hab_h{h}_SUVmax"] = float(suv[inside].max()) if inside.any() else np.nan
-    engines = engines if engines is not None else _habitat_engines(settings, hs.mode)
+    engines = engines if engines is not None else habitat_engines(settings, hs.mode)
     for modality, engine in engines.items():
         image, grid_labels = native[modality]
         values, errors = engine.extract_with_errors(image, habitat_masks(grid_labels, k))
@@ -183,9 +178,9 @@ def habitat_case_features(
             out.update({f"{modality}_{region}_{key}": v for key, v in feats.items()})
             out[f"diagnostics_{region}_{modality}"] = errors.get(region, "ok")
     if labels_dir is not None:
-        from radfeat._atomic import write_image
+        from radfeat.utils.atomic import write_image
 
-        write_image(native["ct"][1], Path(labels_dir) / f"{row['case_id']}_habitats.nii.gz")
+        write_image(native["ct"][1], Path(labels_dir) / f"{case.case_id}_habitats.nii.gz")
     return out
 
 
@@ -199,68 +194,10 @@ def habitat_masks(labels: sitk.Image, k: int) -> dict[str, sitk.Image]:
     return masks
 
 
-_MODELS: dict[str, tuple[HabitatModel, dict]] = {}
-
-
-def _apply_worker(row: dict, model_dir: str, settings: dict, labels_dir: str | None) -> dict:
-    if model_dir not in _MODELS:
-        _MODELS.clear()
-        model = HabitatModel.load(model_dir)
-        _MODELS[model_dir] = (model, _habitat_engines(settings, model.settings.mode))
-    model, engines = _MODELS[model_dir]
-    try:
-        return habitat_case_features(row, model, settings, labels_dir=labels_dir, engines=engines)
-    except (ValueError, RuntimeError) as exc:
-        from radfeat.pipeline import CaseFailure
-
-        raise CaseFailure(
-            str(exc),
-            stage="habitats",
-            case_id=row["case_id"],
-            hint="a tumour of a few voxels cannot be split into habitats; check the mask",
-        ) from exc
-
-
-def apply_habitat_model(
-    manifest_path: str | Path,
-    model_dir: str | Path,
-    out_path: str | Path,
-    *,
-    settings: dict[str, Any],
-    jobs: int = 1,
-    force: bool = False,
-    retry_failed: bool = False,
-    progress: Callable[[dict], None] | None = None,
-):
-    """Habitat features of every case into a table (plus label maps in ``<out>_labels/``)."""
-    from radfeat.extract import extract_table
-
-    return extract_table(
-        manifest_path,
-        out_path,
-        settings=settings,
-        jobs=jobs,
-        force=force,
-        retry_failed=retry_failed,
-        progress=progress,
-        habitat_model=model_dir,
-        habitats_only=True,
-    )
-
-
 def labels_dir_for(out_path: str | Path) -> Path:
+    """Folder of the habitat label maps written beside a table: ``<table stem>_labels``."""
     out_path = Path(out_path)
     return out_path.with_name(out_path.stem + "_labels")
-
-
-def habitat_work(model_dir: str | Path, settings: dict, out_path: str | Path) -> Callable[[dict], dict]:
-    """The per-case habitat function bound to a model and output (picklable for workers)."""
-    return functools.partial(
-        _apply_worker,
-        model_dir=str(Path(model_dir).resolve()),
-        settings=settings,
-        labels_dir=str(labels_dir_for(out_path)),
-    )
 
 
 def model_summary(model: HabitatModel) -> pd.DataFrame:
