@@ -370,8 +370,15 @@ def cross_validate(
     cache = Path(cache_dir) if cache_dir else None
     results: dict[tuple[int, int], dict] = {}
     todo = []
+    fold_key = ""
+    if fold_features is not None:
+        if not callable(getattr(fold_features, "cache_key", None)):
+            raise TypeError(
+                "fold_features must have a cache_key() method giving a content hash of its inputs and "
+                "settings (see models.fold_features.HabitatFoldFeatures)"
+            )
+        fold_key = str(fold_features.cache_key())
     for r, f, tr, te in splits:
-        fold_key = type(fold_features).__name__ if fold_features is not None else ""
         key = _key(data, families, config, r, f, tuner_name, fold_key)
         path = cache / f"fold_r{r}_f{f}_{key}.json" if cache else None
         if path is not None and path.exists():

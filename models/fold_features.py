@@ -7,6 +7,9 @@ training and test cases with it; the test cases never influence the model that d
 
 Inner tuning inside an outer fold uses the outer-training habitat model for all inner folds (refitting
 per inner fold would multiply the cost by the inner fold count); the outer estimate stays honest.
+
+A fold-feature hook must give a content :meth:`cache_key` (its inputs' fingerprints, the settings it
+uses and its code version): cached folds are reused only when that key is unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["HabitatFoldFeatures"]
+
+#: Bump when the fold-wise habitat computation changes.
+VERSION = 1
 
 
 @dataclass
@@ -32,6 +38,30 @@ class HabitatFoldFeatures:
     rows: list[dict]
     settings: dict[str, Any]
     fitted_on: list[list[str]] = field(default_factory=list)
+
+    def cache_key(self) -> str:
+        """Hash of every case's input fingerprint, the settings habitats use and the code version."""
+        from radfeat.case import input_fingerprint
+        from radfeat.providers.base import library_versions
+        from radfeat.utils.hashing import stable_hash
+
+        used = {
+            "habitats": self.settings.get("habitats"),
+            "radiomics": {m: self.settings.get(m) for m in ("ct", "pet")}
+            if (self.settings.get("habitats") or {}).get("radiomics", True)
+            else None,
+            "mask_label": (self.settings.get("run") or {}).get("mask_label", 1),
+        }
+        inputs = sorted((str(r["case_id"]), input_fingerprint(r)) for r in self.rows)
+        return stable_hash(
+            {
+                "hook": "habitats",
+                "version": VERSION,
+                "inputs": inputs,
+                "settings": used,
+                "libraries": library_versions("radfeat", "pyradiomics-bhklab", "scikit-learn", "SimpleITK"),
+            }
+        )
 
     def __call__(self, train_ids, case_ids) -> pd.DataFrame:
         from radfeat.habitats.workflow import fit_habitat_model, habitat_case_features
