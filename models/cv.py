@@ -24,7 +24,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ __all__ = [
 
 AUTO = "auto"
 AUTO_SELECT = "auto_select"
+#: Bumped when what a cached fold holds changes (2: per-fold training thresholds).
+CACHE_PROTOCOL = 2
 
 
 @dataclass(frozen=True)
@@ -259,9 +261,12 @@ def _fold_task(
         predictions[AUTO_SELECT] = predictions[chosen]
         members = [m for m in config.auto_members if m in predictions] or [chosen]
         predictions[AUTO] = np.mean([predictions[m] for m in members], axis=0).tolist()
+    from models.thresholds import training_threshold
+
     return {
         "repeat": repeat,
         "fold": fold,
+        "threshold": training_threshold(ytr),  # learned from this fold's training part only
         "test_ids": data.ids[test].tolist(),
         "y": data.y[test].tolist(),
         "predictions": predictions,
@@ -282,6 +287,7 @@ class CVResult:
     config: CVConfig
     dataset: str
     label: str
+    feature_names: list[str] = field(default_factory=list)
 
     def auc_per_repeat(self) -> pd.DataFrame:
         """AUC pooled over the outer test folds of each repeat (rows: repeat, columns: family)."""
@@ -300,9 +306,11 @@ class CVResult:
         return table.sort_values("mean_auc", ascending=False)
 
     def case_scores(self, family: str) -> pd.DataFrame:
-        """Out-of-fold score per case averaged over repeats (for DeLong CIs and figures)."""
-        part = self.predictions[self.predictions["family"] == family]
-        return part.groupby("case_id").agg(y=("y", "first"), score=("score", "mean")).reset_index()
+        """Per case: out-of-fold score averaged over repeats (for DeLong CIs and figures), mean margin
+        to the folds' training thresholds and the decision (:func:`models.thresholds.case_decisions`)."""
+        from models.thresholds import case_decisions
+
+        return case_decisions(self.predictions[self.predictions["family"] == family])
 
     def auto_choices(self) -> pd.Series:
         """How often each family was the ``auto_select`` choice over the outer folds."""
@@ -321,6 +329,7 @@ def _key(
             "repeat": repeat,
             "fold": fold,
             "tuner": tuner_name,
+            "protocol": CACHE_PROTOCOL,
             **({"fold_features": fold_key} if fold_key else {}),
         },
         sort_keys=True,
@@ -366,6 +375,17 @@ def cross_validate(
         get_family(name)
     if len(np.unique(data.y)) != 2:
         raise ValueError("cross-validation needs both classes in the label")
+    from models.leakage import check_habitat_columns, habitat_columns
+
+    if fold_features is None:
+        check_habitat_columns(data.X.columns, data.ids, data.provenance)
+    else:
+        # The table's own habitat columns were learned outside the folds: the fold-wise ones replace them.
+        stale = habitat_columns(data.X.columns)
+        if stale:
+            data = data.subset(np.ones(len(data), bool))
+            data.X = data.X.drop(columns=stale)
+            data.dropped.update(dict.fromkeys(stale, "habitat column of the table; refitted in every fold"))
     splits = outer_splits(data, config.n_splits, config.n_repeats, config.random_state)
     cache = Path(cache_dir) if cache_dir else None
     results: dict[tuple[int, int], dict] = {}
@@ -421,10 +441,12 @@ def cross_validate(
     for (r, f), res in sorted(results.items()):
         for family, scores in res["predictions"].items():
             for cid, y, s in zip(res["test_ids"], res["y"], scores, strict=True):
-                rows.append((family, r, f, cid, y, s))
-    predictions = pd.DataFrame(rows, columns=["family", "repeat", "fold", "case_id", "y", "score"])
+                rows.append((family, r, f, cid, y, s, res["threshold"]))
+    predictions = pd.DataFrame(
+        rows, columns=["family", "repeat", "fold", "case_id", "y", "score", "threshold"]
+    )
     folds = [results[k] for k in sorted(results)]
-    return CVResult(predictions, folds, config, data.name, data.label)
+    return CVResult(predictions, folds, config, data.name, data.label, list(data.X.columns))
 
 
 def external_validation(

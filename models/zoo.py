@@ -139,30 +139,39 @@ def _lr(p, rs):
 class PlattSVC(ClassifierMixin, BaseEstimator):
     """SVC whose probabilities are a monotone logistic map of its decision function (Platt 1999).
 
-    The map is fitted on the training decision values with a positive slope, so the ranking (and
-    AUC) is the SVM's own; internal re-splitting of small training folds cannot flip it.
+    As scikit-learn's ``SVC(probability=True)`` and ``CalibratedClassifierCV`` do, the sigmoid is fitted
+    on **internal cross-validated** decision values (``cv`` stratified folds of the training data),
+    never on the SVM's own training predictions, which are over-confident. The final SVM is fitted on
+    all training data and the sigmoid's slope is kept positive, so the ranking (and AUC) is the SVM's
+    own. No class re-weighting (the zoo's rule: probabilities on the training prevalence scale).
     """
 
-    def __init__(self, kernel="rbf", C=1.0, gamma="scale", random_state=None):
+    def __init__(self, kernel="rbf", C=1.0, gamma="scale", cv=5, random_state=None):
         self.kernel = kernel
         self.C = C
         self.gamma = gamma
+        self.cv = cv
         self.random_state = random_state
+
+    def _svc(self):
+        from sklearn.svm import SVC
+
+        return SVC(kernel=self.kernel, C=self.C, gamma=self.gamma, random_state=self.random_state)
 
     def fit(self, X, y):
         from sklearn.linear_model import LogisticRegression
-        from sklearn.svm import SVC
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-        self.svm_ = SVC(
-            kernel=self.kernel,
-            C=self.C,
-            gamma=self.gamma,
-            class_weight="balanced",
-            random_state=self.random_state,
-        ).fit(X, y)
+        y = np.asarray(y)
+        self.svm_ = self._svc().fit(X, y)
         self.classes_ = self.svm_.classes_
-        d = self.svm_.decision_function(X).reshape(-1, 1)
-        platt = LogisticRegression(C=1.0).fit(d, y)
+        n_splits = int(min(self.cv, np.bincount(np.searchsorted(self.classes_, y)).min()))
+        if n_splits >= 2:
+            folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state or 0)
+            d = cross_val_predict(self._svc(), X, y, cv=folds, method="decision_function")
+        else:  # too few cases of a class for internal CV: the training decision values must do
+            d = self.svm_.decision_function(X)
+        platt = LogisticRegression(C=1.0).fit(np.asarray(d).reshape(-1, 1), y)
         self.slope_ = max(float(platt.coef_[0, 0]), 1e-6)
         self.intercept_ = float(platt.intercept_[0])
         return self
@@ -351,6 +360,14 @@ def _cols(pattern: str) -> Callable[[list[str]], list[str]]:
     return lambda names: [n for n in names if rx.search(n)]
 
 
+#: The SUVmax comparator: exactly the whole-tumour SUVmax column (never a habitat's SUVmax).
+SUVMAX_COLUMN = "pet_tumour_suv_SUVmax"
+
+
+def _exact(*columns: str) -> Callable[[list[str]], list[str]]:
+    return lambda names: [c for c in columns if c in names]
+
+
 BASELINES: dict[str, Family] = {
     "suvmax": Family(
         "suvmax",
@@ -358,7 +375,7 @@ BASELINES: dict[str, Family] = {
         _lr,
         ({"select": "none", "C": 1e6},),
         lambda t: {"select": "none"},
-        columns=_cols(r"SUVmax$"),
+        columns=_exact(SUVMAX_COLUMN),
         default={"correlation": None},
     ),
     "clinical": Family(

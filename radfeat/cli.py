@@ -28,6 +28,11 @@ err = Console(stderr=True)
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 
+def _error(message) -> None:
+    """An error line on stderr, never wrapped or cut (it names the case, the file and the fix)."""
+    typer.echo(str(message), err=True)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"radfeat {__version__}")
@@ -150,7 +155,7 @@ def extract(
                 habitat_model=habitats,
             )
     except (RadfeatError, FileNotFoundError) as exc:
-        err.print(str(exc), markup=False)
+        _error(exc)
         raise typer.Exit(EXIT_DATA) from None
     _report_extraction(result)
 
@@ -268,7 +273,7 @@ def habitats_fit(
         rows = loaded.rows()
         model = fit_habitat_model(rows, ids, effective, jobs=jobs)
     except (RadfeatError, ValueError) as exc:
-        err.print(str(exc), markup=False)
+        _error(exc)
         raise typer.Exit(EXIT_DATA) from None
     model.save(output)
     out.print(
@@ -311,7 +316,7 @@ def habitats_apply(
                 progress=progress,
             )
     except (RadfeatError, FileNotFoundError, ValueError) as exc:
-        err.print(str(exc), markup=False)
+        _error(exc)
         raise typer.Exit(EXIT_DATA) from None
     out.print(f"label maps: {labels_dir_for(output)}", markup=False)
     _report_extraction(result)
@@ -343,6 +348,19 @@ def benchmark(
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage for --tuner optuna (default sqlite in the output folder)."
     ),
+    no_habitat_columns: bool = typer.Option(
+        False, "--no-habitat-columns", help="Drop the table's habitat columns (hab_*, ct_hab*, pet_hab*)."
+    ),
+    settings: Path | None = typer.Option(
+        None,
+        "--settings",
+        help="Settings for the per-fold habitat refit (default: the settings the table was extracted with).",
+    ),
+    reference: str | None = typer.Option(
+        None,
+        "--reference",
+        help="Comparator declared in advance for the DeLong p-values (default: suvmax when benchmarked).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Compare model families with honest (nested) repeated CV; write a report with figures."""
@@ -366,16 +384,24 @@ def benchmark(
             random_state=seed,
         )
         data = load_dataset(table, label, positive=positive)
+        if no_habitat_columns:
+            from models.leakage import habitat_columns
+
+            stale = habitat_columns(data.X.columns)
+            data.X = data.X.drop(columns=stale)
+            data.dropped.update(dict.fromkeys(stale, "habitat column (--no-habitat-columns)"))
         from models.zoo import get_family
 
         for n in names:
             get_family(n)
+        if reference is not None and reference not in names:
+            raise ValueError(f"--reference {reference!r} must be one of the benchmarked families {names}")
         if tuner not in ("grid", "optuna"):
             raise ValueError(f"--tuner must be 'grid' or 'optuna', got {tuner!r}")
         if tuner == "optuna" and not nested:
             raise ValueError("--tuner optuna needs --nested (tuning happens in the inner CV)")
     except ValueError as exc:
-        err.print(str(exc), markup=False)
+        _error(exc)
         raise typer.Exit(EXIT_USAGE) from None
     optuna_tuner = None
     if tuner == "optuna":
@@ -395,29 +421,49 @@ def benchmark(
         f"{data.X.shape[1]} features; families {', '.join(names)}",
         markup=False,
     )
+    for column, reason in data.dropped.items():
+        err.print(f"  dropped column {column}: {reason}", markup=False)
+    for note in data.notes:
+        err.print(f"  note: {note}", markup=False)
     hook = None
     if habitats is not None:
         from models.fold_features import HabitatFoldFeatures
         from radfeat.manifest import load_manifest
-        from radfeat.settings import load_settings
+        from radfeat.settings import load_settings, validate_settings
 
         rows = load_manifest(habitats).rows()
-        hook = HabitatFoldFeatures(rows, load_settings())
+        if settings is not None:
+            fold_settings = load_settings(settings)
+        elif data.provenance.get("settings"):
+            fold_settings = validate_settings(data.provenance["settings"], f"{table} (provenance)")
+        else:
+            err.print(
+                "the table records no extraction settings: give --settings for the habitat refit",
+                markup=False,
+            )
+            raise typer.Exit(EXIT_USAGE)
+        hook = HabitatFoldFeatures(rows, fold_settings)
     total = config.n_splits * config.n_repeats
+    from models.leakage import LeakageError
+
     with _progress(quiet, title="outer folds", unit="folds") as progress:
         progress({"total": total})
-        result = cross_validate(
-            data,
-            names,
-            config,
-            cache_dir=output / "folds",
-            fold_features=hook,
-            tuner=optuna_tuner,
-            progress=lambda s: progress(
-                {"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True, "cached": s.get("cached")}
-            ),
-        )
-    paths = write_report(result, output)
+        try:
+            result = cross_validate(
+                data,
+                names,
+                config,
+                cache_dir=output / "folds",
+                fold_features=hook,
+                tuner=optuna_tuner,
+                progress=lambda s: progress(
+                    {"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True, "cached": s.get("cached")}
+                ),
+            )
+        except LeakageError as exc:
+            _error(exc)
+            raise typer.Exit(EXIT_USAGE) from None
+    paths = write_report(result, output, reference=reference, dropped=data.dropped, notes=data.notes)
     summary = result.summary()
     for family, row in summary.iterrows():
         out.print(f"{family:12s} AUC {row.mean_auc:.3f} ± {row.sd_auc:.3f}", markup=False)
@@ -479,7 +525,7 @@ def tune(
         get_family(family)
         data = load_dataset(table, label, positive=positive)
     except ValueError as exc:
-        err.print(str(exc), markup=False)
+        _error(exc)
         raise typer.Exit(EXIT_USAGE) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     err.print(
@@ -508,7 +554,7 @@ def tune(
                 callbacks=[tick],
             )
         except StudyMismatchError as exc:
-            err.print(str(exc), markup=False)
+            _error(exc)
             raise typer.Exit(EXIT_USAGE) from None
     out.print(
         f"study {result.study_name} ({result.storage}): {result.n_complete} complete, "
@@ -570,7 +616,7 @@ def train(
                 manifest, None, tasks=task_list, positive=pos, spec=DLS_PATCH, jobs=jobs
             )
     except (ValueError, RadfeatError, FileNotFoundError) as exc:
-        err.print(str(exc), markup=False)
+        _error(exc)
         raise typer.Exit(EXIT_USAGE) from None
     err.print(
         f"{len(data)} cases; tasks {', '.join(f'{t} {data.classes[t]}' for t in data.tasks)}; feature groups "

@@ -120,23 +120,41 @@ def test_report_files_and_table(tmp_path):
     result = cross_validate(
         data, ["lr", "nb"], CVConfig(n_splits=3, n_repeats=2, inner_splits=3, inner_repeats=1)
     )
-    table = results_table(result)
-    assert table.index[0] == table.attrs["best"] and np.isnan(table.iloc[0]["delong_p_vs_best"])
-    assert (table["auc_ci_low"] <= table["auc_oof"]).all() and (
-        table["auc_oof"] <= table["auc_ci_high"]
-    ).all()
-    paths = write_report(result, tmp_path)
-    for key in ("results", "predictions", "roc", "calibration", "markdown", "html"):
+    # Thresholds come from each fold's training part only (never from the test cases).
+    for r, f, tr, te in outer_splits(data, 3, 2, 0):
+        fold = next(x for x in result.folds if x["repeat"] == r and x["fold"] == f)
+        assert fold["threshold"] == pytest.approx(data.y[tr].mean())
+        assert set(fold["test_ids"]) == set(data.ids[te])
+    table = results_table(result)  # no comparator declared: no p-values (no post-hoc "vs best")
+    assert table.attrs["reference"] is None and table["p_vs_reference"].isna().all()
+    cases = result.case_scores("lr")
+    expected_sen = (cases["positive"] & (cases["y"] == 1)).sum() / (cases["y"] == 1).sum()
+    assert table.loc["lr", "sensitivity"] == pytest.approx(expected_sen)
+    declared = results_table(result, reference="nb")
+    assert np.isnan(declared.loc["nb", "p_vs_reference"]) and 0 <= declared.loc["lr", "p_vs_reference"] <= 1
+    assert (declared["p_vs_reference_holm"].dropna() >= declared["p_vs_reference"].dropna()).all()
+    paths = write_report(result, tmp_path, reference="nb")
+    for key in ("results", "pairwise", "predictions", "roc", "calibration", "markdown", "html"):
         assert paths[key].exists() and paths[key].stat().st_size > 100
-    assert "DeLong" in paths["markdown"].read_text()
+    written = pd.read_csv(paths["results"], index_col=0)
+    for column in ("sensitivity_ci_low", "sensitivity_ci_high", "specificity_ci_low", "auc_ci_low"):
+        assert pd.api.types.is_float_dtype(written[column]), column  # plain numbers, not tuples
+    pairs = pd.read_csv(paths["pairwise"])
+    families = set(result.predictions["family"])
+    assert len(pairs) == len(families) * (len(families) - 1) // 2
+    assert (pairs["p_holm"] >= pairs["p"] - 1e-12).all()
+    text = paths["markdown"].read_text()
+    assert "DeLong p vs nb (Holm)" in text and "training part" in text and "vs best" not in text
 
 
 def test_baselines_use_their_columns():
     frame = _toy()
     frame["pet_tumour_suv_SUVmax"] = frame["ct_tumour_original_firstorder_F0"] + 5
+    frame["hab_h1_SUVmax"] = frame["ct_tumour_original_firstorder_F1"] + 5  # must not join the baseline
+    frame["pet_hab2_original_firstorder_SUVmax"] = 1.0
     frame["clin_age"] = np.arange(len(frame))
     data = load_dataset(
-        frame, "egfr", features=[c for c in frame.columns if c.startswith(("ct_", "pet_", "clin_"))]
+        frame, "egfr", features=[c for c in frame.columns if c.startswith(("ct_", "pet_", "clin_", "hab_"))]
     )
     pipe = BASELINES["suvmax"].build(None, 0, list(data.X.columns)).fit(data.X, data.y)
     assert list(pipe.named_steps["columns"].columns) == ["pet_tumour_suv_SUVmax"]

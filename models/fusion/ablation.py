@@ -107,9 +107,11 @@ def ablation_table(
     reference: str = "full",
     classical: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """One row per (variant, task): AUC [DeLong 95 % CI], ACC/SEN/SPEC at the prevalence cut-off, and
-    the paired DeLong p-value against ``reference``. ``classical`` maps a task to case scores
-    (``case_id``, ``score``) of a classical model, added as a row and compared the same way."""
+    """One row per (variant, task): AUC [DeLong 95 % CI], ACC/SEN/SPEC at thresholds learned on each
+    fold's training part (:mod:`models.thresholds`), and the paired DeLong p-value against
+    ``reference``. ``classical`` maps a task to case scores (``case_id``, ``score`` and, for
+    ACC/SEN/SPEC, ``margin`` to its own training thresholds) of a classical model, added as a row and
+    compared the same way."""
     from models.stats import delong_test, roc_auc, threshold_metrics
 
     scores: dict[tuple[str, str], pd.DataFrame] = {}
@@ -120,16 +122,22 @@ def ablation_table(
     for task, frame in (classical or {}).items():
         base = next((v for (n, t), v in scores.items() if t == task), None)
         if base is not None:
-            cs = frame.set_index("case_id")["score"].reindex(base.index)
-            scores[("classical", task)] = pd.DataFrame({"y": base["y"], "score": cs}).dropna()
+            indexed = frame.set_index("case_id").reindex(base.index)
+            margin = indexed["margin"] if "margin" in indexed else pd.Series(np.nan, index=base.index)
+            scores[("classical", task)] = pd.DataFrame(
+                {"y": base["y"], "score": indexed["score"], "margin": margin}
+            ).dropna(subset=["score"])
     rows = []
     for (name, task), s in scores.items():
         y, p = s["y"].to_numpy().astype(int), s["score"].to_numpy()
         if len(np.unique(y)) < 2:
             continue
         auc = roc_auc(y, p, direction="<")
-        cut = float(y.mean())
-        m = threshold_metrics(y, p, cut)
+        margin = s["margin"].to_numpy() if "margin" in s else np.full(len(y), np.nan)
+        if np.isnan(margin).any():
+            m = {"accuracy": np.nan, "sensitivity": np.nan, "specificity": np.nan}
+        else:
+            m = threshold_metrics(y, margin, 0.0, direction="<")
         row = {
             "variant": name,
             "task": task,

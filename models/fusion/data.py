@@ -182,7 +182,11 @@ def build_fusion_data(
     patches = Parallel(n_jobs=jobs)(delayed(extract_patches)(r, spec) for r in rows)
     ids = np.array([str(r["case_id"]) for r in rows])
     frame = None
+    provenance: dict = {}
     if table is not None:
+        from radfeat.table import read_provenance
+
+        provenance = dict(table.attrs.get("radfeat", {})) if isinstance(table, pd.DataFrame) else read_provenance(table)
         frame = table if isinstance(table, pd.DataFrame) else read_table(table)
         frame = frame.set_index("case_id") if "case_id" in frame.columns else frame
         frame.index = frame.index.astype(str)
@@ -209,6 +213,16 @@ def build_fusion_data(
             cols = [c for c in cols if pd.api.types.is_numeric_dtype(frame[c])]
             if cols:
                 columns[g] = cols
+        if "habitat" in columns:
+            from models.leakage import check_habitat_columns
+
+            check_habitat_columns(
+                columns["habitat"],
+                ids,
+                provenance,
+                fix="drop the habitat group (--groups pet), or fit the habitat model on an independent "
+                "cohort; radfeat train does not refit habitats inside its folds yet",
+            )
         used = [c for cols in columns.values() for c in cols]
         features = frame[used].astype(float).reset_index(drop=True) if used else None
     cohort = label_source["cohort"].reindex(ids).astype(str).to_numpy() if "cohort" in label_source else None

@@ -135,8 +135,8 @@ def _markdown(table: pd.DataFrame, n_splits: int, n_repeats: int) -> str:
         "# Fusion network: cross-validated variants",
         "",
         f"Out-of-fold patient predictions, {n_splits}-fold × {n_repeats} (the classical benchmark's splits). "
-        "AUC with DeLong 95 % CI; ACC/SEN/SPEC at the prevalence cut-off; p: paired DeLong test against "
-        "the full model.",
+        "AUC with DeLong 95 % CI; ACC/SEN/SPEC at thresholds learned on each fold's training part (its "
+        "positive share; never the test cases); p: paired DeLong test against the full model.",
         "",
         "| task | variant | n | AUC (95 % CI) | ACC | SEN | SPEC | p vs full |",
         "|---|---|---|---|---|---|---|---|",

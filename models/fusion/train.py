@@ -566,8 +566,14 @@ class FusionCVResult:
     example: tuple[FitResult, np.ndarray] | None = None
 
     def case_scores(self, task: str) -> pd.DataFrame:
+        """Per case: label, mean score over repeats, mean margin to the folds' training thresholds and
+        the decision (:func:`models.thresholds.case_decisions`)."""
+        from models.thresholds import case_decisions
+
         part = self.predictions[self.predictions["task"] == task]
-        return part.groupby("case_id").agg(y=("y", "first"), score=("score", "mean")).reset_index()
+        if "threshold" not in part.columns:  # results written before thresholds were recorded
+            part = part.assign(threshold=np.nan)
+        return case_decisions(part)
 
     def auc(self, task: str) -> float:
         s = self.case_scores(task)
@@ -601,6 +607,8 @@ def cross_validate_fusion(
 ) -> FusionCVResult:
     """Train one model per outer fold (same architecture → one compilation for all folds) and collect
     the out-of-fold patient predictions for every task."""
+    from models.thresholds import training_threshold
+
     t0 = time.perf_counter()
     rows, histories, example = [], [], None
     tasks = [t for t in model_cfg.tasks if t in data.labels]
@@ -621,8 +629,11 @@ def cross_validate_fusion(
             example = (res, te)
         for t in tasks:
             p = probs[t]
+            threshold = training_threshold(data.labels[t][tr])  # this fold's training cases only
             for i, case in enumerate(te):
                 score = float(p[i]) if p.ndim == 1 else float(p[i, -1])
-                rows.append((t, r, f, data.case_ids[case], int(data.labels[t][case]), score))
-    predictions = pd.DataFrame(rows, columns=["task", "repeat", "fold", "case_id", "y", "score"])
+                rows.append((t, r, f, data.case_ids[case], int(data.labels[t][case]), score, threshold))
+    predictions = pd.DataFrame(
+        rows, columns=["task", "repeat", "fold", "case_id", "y", "score", "threshold"]
+    )
     return FusionCVResult(predictions, histories, asdict(model_cfg), time.perf_counter() - t0, example)
