@@ -109,7 +109,7 @@ def main() -> None:
             journal = Path(tmp) / f"w{n_workers}.journal"
             cmds = [
                 [
-                    sys.executable, "-m", "radfeat.cli", "tune", str(table), "--label", "label",
+                    sys.executable, "-m", "radfeat_cli", "tune", str(table), "--label", "label",
                     "--family", args.family, "--trials", str(args.trials), "--storage", f"journal:{journal}",
                     "--study", "bench", "--worker", str(w), "-o", str(Path(tmp) / f"o{n_workers}{w}"), "-q",
                 ]

@@ -167,7 +167,8 @@ def parse_numeric_columns(
                 rows = ids[missing & values.notna().to_numpy()]
                 notes.append(
                     f"column {col!r}: {len(rows)} value(s) {tokens[:5]} read as missing (rows "
-                    f"{', '.join(map(str, rows[:5]))}{'…' if len(rows) > 5 else ''}); imputed inside the folds"
+                    f"{', '.join(map(str, rows[:5]))}{'…' if len(rows) > 5 else ''}); "
+                    "imputed inside the folds"
                 )
             continue
         n_numeric = int((~missing & ~np.isnan(parsed)).sum())

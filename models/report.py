@@ -161,11 +161,15 @@ def _fmt(table: pd.DataFrame) -> pd.DataFrame:
     out["ACC"] = table.accuracy.map("{:.2f}".format)
     out["SEN (95% CI)"] = [
         f"{v:.2f} ({lo:.2f}–{hi:.2f})"
-        for v, lo, hi in zip(table.sensitivity, table.sensitivity_ci_low, table.sensitivity_ci_high, strict=True)
+        for v, lo, hi in zip(
+            table.sensitivity, table.sensitivity_ci_low, table.sensitivity_ci_high, strict=True
+        )
     ]
     out["SPEC (95% CI)"] = [
         f"{v:.2f} ({lo:.2f}–{hi:.2f})"
-        for v, lo, hi in zip(table.specificity, table.specificity_ci_low, table.specificity_ci_high, strict=True)
+        for v, lo, hi in zip(
+            table.specificity, table.specificity_ci_low, table.specificity_ci_high, strict=True
+        )
     ]
     out["Brier"] = table.brier.map("{:.3f}".format)
     reference = table.attrs.get("reference")
@@ -276,7 +280,9 @@ def write_report(
     used = baseline_columns(cv)
     if used:
         lines += ["Baselines use exactly these columns:", ""]
-        lines += [f"- `{family}`: {', '.join(f'`{c}`' for c in cols) or '(none)'}" for family, cols in used.items()]
+        lines += [
+            f"- `{family}`: {', '.join(f'`{c}`' for c in cols) or '(none)'}" for family, cols in used.items()
+        ]
         lines += [""]
     if cv.folds and cv.folds[0].get("auto_family"):
         lines += [

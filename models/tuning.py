@@ -31,7 +31,6 @@ optuna-dashboard``; for a journal file ``optuna-dashboard <path>.journal``).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import socket
@@ -137,13 +136,6 @@ def study_name(label: str, family: str, fingerprint: str, seed: int) -> str:
     return f"radfeat-{safe}-{family}-{fingerprint}-s{seed}"
 
 
-def _search_space_source(family: str) -> str:
-    try:
-        return inspect.getsource(get_family(family).suggest)
-    except (OSError, TypeError):  # built without source (e.g. frozen): the name must do
-        return family
-
-
 def settings_hash(family: str, config: TuneConfig, fingerprint: str, label: str) -> str:
     """Hash of everything that shapes the search (not the budget: ``n_trials``/``timeout`` may grow)."""
     shaping = {
@@ -154,7 +146,7 @@ def settings_hash(family: str, config: TuneConfig, fingerprint: str, label: str)
     payload = json.dumps(
         {
             "family": family,
-            "space": _search_space_source(family),
+            "space": get_family(family).describe_space(),
             "config": shaping,
             "data": fingerprint,
             "label": label,
@@ -284,8 +276,12 @@ def finished_trials(study) -> list:
 
 
 class _JournalHeartbeat:
-    """Heartbeat for storages without one (JournalStorage): a thread stamps the running trial; stale
-    RUNNING trials are failed and enqueued again, as Optuna's RDB heartbeat does."""
+    """Heartbeat for storages without one (JournalStorage), through Optuna's public API only.
+
+    A thread stamps the running trial's user attribute ``radfeat:heartbeat`` (``Trial.set_user_attr``);
+    :meth:`reap` fails RUNNING trials whose stamp is older than the grace period (``Study.tell`` with
+    ``TrialState.FAIL``) and queues them again with Optuna's ``RetryHeartbeatStaleTrialCallback``, as
+    Optuna's RDB heartbeat does."""
 
     def __init__(self, study, config: TuneConfig) -> None:
         self.study, self.config = study, config
@@ -293,12 +289,10 @@ class _JournalHeartbeat:
         self._thread: threading.Thread | None = None
 
     def start(self, trial) -> None:
-        storage, trial_id = self.study._storage, trial._trial_id
-
         def beat() -> None:
             while True:
                 try:
-                    storage.set_trial_system_attr(trial_id, _HEARTBEAT_ATTR, time.time())
+                    trial.set_user_attr(_HEARTBEAT_ATTR, time.time())
                 except Exception:  # trial finished meanwhile
                     return
                 if self._stop.wait(self.config.heartbeat_interval):
@@ -320,21 +314,18 @@ class _JournalHeartbeat:
 
         now, reaped = time.time(), []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            last = t.system_attrs.get(_HEARTBEAT_ATTR)
+            last = t.user_attrs.get(_HEARTBEAT_ATTR)
             if last is None and t.datetime_start is not None:
                 last = t.datetime_start.timestamp()
             if last is None or now - last <= self.config.grace_period:
                 continue
             try:
-                if not self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                    continue
-            except Exception:  # another worker reaped it first
+                frozen = self.study.tell(t.number, state=TrialState.FAIL)
+            except Exception:  # another worker reaped it first, or it just finished
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                RetryHeartbeatStaleTrialCallback(max_retry=self.config.max_retry)(
-                    self.study, self.study._storage.get_trial(t._trial_id)
-                )
+                RetryHeartbeatStaleTrialCallback(max_retry=self.config.max_retry)(self.study, frozen)
             reaped.append(t.number)
         return reaped
 
@@ -358,7 +349,7 @@ def optimize(
     from radfeat.utils.threads import thread_caps
 
     thread_caps(1)
-    is_journal = isinstance(study._storage, optuna.storages.JournalStorage)
+    is_journal = _is_journal(str(study.user_attrs.get("storage", "")))
     heartbeat = _JournalHeartbeat(study, config) if is_journal else None
     worker = f"{socket.gethostname()}:{os.getpid()}"
     fam = get_family(family)

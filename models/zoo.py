@@ -12,7 +12,7 @@ fold. Baselines (SUVmax alone, clinical, combined) select their columns by name 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,9 @@ from models.selection import (
 )
 
 __all__ = [
+    "Param",
+    "SELECT_SPACE",
+    "SUVMAX_COLUMN",
     "Family",
     "FAMILIES",
     "BASELINES",
@@ -89,20 +92,72 @@ def build_pipeline(
 
 
 @dataclass(frozen=True)
+class Param:
+    """One dimension of an Optuna search space, declared as data (so it can be hashed and shown).
+
+    ``kind`` is ``"float"``, ``"int"`` or ``"categorical"``; ``low``/``high``/``log`` for numbers,
+    ``choices`` for categories.
+    """
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+
+    def suggest(self, trial) -> Any:
+        if self.kind == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        raise ValueError(
+            f"parameter {self.name!r}: kind must be float, int or categorical, got {self.kind!r}"
+        )
+
+    def describe(self) -> dict:
+        """Plain JSON data (lists, numbers, strings)."""
+        out = {k: v for k, v in asdict(self).items() if v not in (None, (), False) or k == "name"}
+        if "choices" in out:
+            out["choices"] = list(out["choices"])
+        return out
+
+
+#: Feature selection dimensions shared by most families.
+SELECT_SPACE = (
+    Param("select", "categorical", choices=("anova", "mrmr", "none")),
+    Param("k", "int", 4, 64, log=True),
+)
+
+
+@dataclass(frozen=True)
 class Family:
     """A model family: how to build its pipeline from parameters, and where to search them.
 
-    ``grid`` is the compact candidate list for nested CV; ``suggest(trial)`` the Optuna search space.
-    Common pipeline parameters: ``select`` (selector name), ``k`` (features kept), ``correlation``.
+    ``grid`` is the compact candidate list for nested CV; ``space`` the Optuna search space, declared
+    as :class:`Param` data (its description, not source code, keys a study: reformatting this file does
+    not break a resume). Common pipeline parameters: ``select`` (selector name), ``k`` (features
+    kept), ``correlation``.
     """
 
     name: str
     title: str
     make_model: Callable[[dict, int], Any]
     grid: tuple[dict, ...]
-    suggest: Callable[[Any], dict]
+    space: tuple[Param, ...]
     columns: Callable[[list[str]], list[str]] | None = None
     default: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+
+    def suggest(self, trial) -> dict:
+        """Parameters of one Optuna trial: the space's suggestions plus the family's fixed ones."""
+        return {**self.fixed, **{p.name: p.suggest(trial) for p in self.space}}
+
+    def describe_space(self) -> list[dict]:
+        """The search space as plain data (hashed into study settings)."""
+        return [p.describe() for p in self.space] + ([{"fixed": self.fixed}] if self.fixed else [])
 
     def build(
         self, params: dict | None, random_state: int = 0, feature_names: list[str] | None = None
@@ -119,13 +174,6 @@ class Family:
             columns=columns,
             random_state=random_state,
         )
-
-
-def _k(trial) -> dict:
-    return {
-        "select": trial.suggest_categorical("select", ["anova", "mrmr", "none"]),
-        "k": trial.suggest_int("k", 4, 64, log=True),
-    }
 
 
 def _lr(p, rs):
@@ -269,29 +317,29 @@ FAMILIES: dict[str, Family] = {
                 ks=(16,),
                 all_features=True,
             ),
-            lambda t: {
-                **_k(t),
-                "C": t.suggest_float("C", 1e-3, 10, log=True),
-                "l1_ratio": t.suggest_categorical("l1_ratio", [0.0, 0.5, 1.0]),
-            },
+            (
+                *SELECT_SPACE,
+                Param("C", "float", 1e-3, 10, log=True),
+                Param("l1_ratio", "categorical", choices=(0.0, 0.5, 1.0)),
+            ),
         ),
         Family(
             "svm_linear",
             "Linear SVM",
             _svm("linear"),
             _grid([{"C": 0.01}, {"C": 0.1}], ks=(16,), all_features=True),
-            lambda t: {**_k(t), "C": t.suggest_float("C", 1e-4, 1, log=True)},
+            (*SELECT_SPACE, Param("C", "float", 1e-4, 1, log=True)),
         ),
         Family(
             "svm_rbf",
             "RBF SVM",
             _svm("rbf"),
             _grid([{"C": 1.0}, {"C": 10.0}], ks=(16,), all_features=True),
-            lambda t: {
-                **_k(t),
-                "C": t.suggest_float("C", 1e-2, 100, log=True),
-                "gamma": t.suggest_float("gamma", 1e-4, 1, log=True),
-            },
+            (
+                *SELECT_SPACE,
+                Param("C", "float", 1e-2, 100, log=True),
+                Param("gamma", "float", 1e-4, 1, log=True),
+            ),
         ),
         Family(
             "rf",
@@ -301,11 +349,11 @@ FAMILIES: dict[str, Family] = {
                 {"select": "none", "correlation": None, "min_samples_leaf": 3},
                 {"select": "anova", "k": 32, "min_samples_leaf": 3},
             ),
-            lambda t: {
-                **_k(t),
-                "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 10),
-                "max_features": t.suggest_categorical("max_features", ["sqrt", "log2", 0.3]),
-            },
+            (
+                *SELECT_SPACE,
+                Param("min_samples_leaf", "int", 1, 10),
+                Param("max_features", "categorical", choices=("sqrt", "log2", 0.3)),
+            ),
         ),
         Family(
             "et",
@@ -315,7 +363,7 @@ FAMILIES: dict[str, Family] = {
                 {"select": "none", "correlation": None, "min_samples_leaf": 3},
                 {"select": "anova", "k": 32, "min_samples_leaf": 3},
             ),
-            lambda t: {**_k(t), "min_samples_leaf": t.suggest_int("min_samples_leaf", 1, 10)},
+            (*SELECT_SPACE, Param("min_samples_leaf", "int", 1, 10)),
         ),
         Family(
             "xgb",
@@ -325,30 +373,30 @@ FAMILIES: dict[str, Family] = {
                 {"select": "none", "correlation": None, "max_depth": 2},
                 {"select": "anova", "k": 32, "max_depth": 3},
             ),
-            lambda t: {
-                **_k(t),
-                "max_depth": t.suggest_int("max_depth", 1, 6),
-                "learning_rate": t.suggest_float("learning_rate", 0.01, 0.3, log=True),
-                "n_estimators": t.suggest_int("n_estimators", 50, 400, log=True),
-                "subsample": t.suggest_float("subsample", 0.5, 1.0),
-                "colsample_bytree": t.suggest_float("colsample_bytree", 0.2, 1.0),
-            },
+            (
+                *SELECT_SPACE,
+                Param("max_depth", "int", 1, 6),
+                Param("learning_rate", "float", 0.01, 0.3, log=True),
+                Param("n_estimators", "int", 50, 400, log=True),
+                Param("subsample", "float", 0.5, 1.0),
+                Param("colsample_bytree", "float", 0.2, 1.0),
+            ),
         ),
         Family(
             "knn",
             "k-nearest neighbours",
             _knn,
             _grid([{"n_neighbors": 15}], ks=(8, 32), all_features=True),
-            lambda t: {**_k(t), "n_neighbors": t.suggest_int("n_neighbors", 3, 40)},
+            (*SELECT_SPACE, Param("n_neighbors", "int", 3, 40)),
         ),
         Family(
             "nb",
             "Gaussian naive Bayes",
             _nb,
             _grid([{}], ks=(4, 16)),
-            lambda t: {**_k(t), "var_smoothing": t.suggest_float("var_smoothing", 1e-12, 1e-3, log=True)},
+            (*SELECT_SPACE, Param("var_smoothing", "float", 1e-12, 1e-3, log=True)),
         ),
-        Family("lda", "Shrinkage LDA", _lda, _grid([{}], ks=(8, 32), all_features=True), lambda t: _k(t)),
+        Family("lda", "Shrinkage LDA", _lda, _grid([{}], ks=(8, 32), all_features=True), SELECT_SPACE),
     ]
 }
 
@@ -374,7 +422,8 @@ BASELINES: dict[str, Family] = {
         "SUVmax alone",
         _lr,
         ({"select": "none", "C": 1e6},),
-        lambda t: {"select": "none"},
+        (),
+        fixed={"select": "none"},
         columns=_exact(SUVMAX_COLUMN),
         default={"correlation": None},
     ),
@@ -383,7 +432,8 @@ BASELINES: dict[str, Family] = {
         "Clinical model",
         _lr,
         ({"select": "none", "C": 1.0},),
-        lambda t: {"select": "none"},
+        (),
+        fixed={"select": "none"},
         columns=_cols(r"^clin_"),
         default={"correlation": None},
     ),
@@ -392,7 +442,7 @@ BASELINES: dict[str, Family] = {
         "Clinical + SUVmax + radiomics",
         _lr,
         ({"select": "anova", "k": 8, "C": 0.5},),
-        lambda t: {**_k(t)},
+        SELECT_SPACE,
         columns=_cols(r"^(clin_|ct_|pet_)"),
         default={},
     ),

@@ -200,9 +200,7 @@ def load_case(
     except CaseFailure:
         raise
     except RadfeatError as exc:
-        raise CaseFailure(
-            exc.message, stage="read", case_id=case_id, path=exc.path, hint=exc.hint
-        ) from exc
+        raise CaseFailure(exc.message, stage="read", case_id=case_id, path=exc.path, hint=exc.hint) from exc
     return case
 
 

@@ -248,7 +248,9 @@ def mask_coverage(mask: sitk.Image, reference: sitk.Image, supersample: int | No
     ref_spacing = np.array(reference.GetSpacing())
     lower, upper = physical_bounding_box(inside, margin_mm=float(ref_spacing.max()))
     corners = _box_corners(lower, upper)
-    idx = np.array([reference.TransformPhysicalPointToContinuousIndex([float(v) for v in c]) for c in corners])
+    idx = np.array(
+        [reference.TransformPhysicalPointToContinuousIndex([float(v) for v in c]) for c in corners]
+    )
     size = np.array(reference.GetSize())
     lo = np.clip(np.floor(idx.min(axis=0)), 0, size - 1).astype(int)
     hi = np.clip(np.ceil(idx.max(axis=0)), 0, size - 1).astype(int)

@@ -255,6 +255,8 @@ class SUVInfo:
         The time the image is decay-corrected to (SeriesTime, else the earliest AcquisitionTime).
     decay_correction : str
         DecayCorrection (0054,1102): ``"START"`` or ``"ADMIN"``.
+    notes : tuple of str
+        How non-default tags were interpreted (dose in MBq, decay reference), for provenance.
     """
 
     units: str
@@ -264,6 +266,7 @@ class SUVInfo:
     injection_time: datetime
     reference_time: datetime
     decay_correction: str
+    notes: tuple[str, ...] = ()
 
     @property
     def decay_time_s(self) -> float:
@@ -354,6 +357,13 @@ def suv_info_from_dicom(folder: str | Path, *, case_id: str | None = None) -> SU
             "RadionuclideTotalDose (0018,1074) is missing or zero",
             "add the injected dose in Bq, or supply SUV volumes with pet_units=SUV",
         )
+    dose = float(dose)
+    if dose < 1e5:
+        # No PET tracer is injected at < 100 kBq: the dose was stored in MBq (as some systems do).
+        dose *= 1e6
+        dose_note = f"RadionuclideTotalDose {dose / 1e6:g} read as MBq"
+    else:
+        dose_note = None
     half_life = getattr(item, "RadionuclideHalfLife", None)
     if half_life in (None, "") or float(half_life) <= 0:
         raise fail(
@@ -377,17 +387,43 @@ def suv_info_from_dicom(folder: str | Path, *, case_id: str | None = None) -> SU
             f"DecayCorrection (0054,1102) is {decay_correction!r}; START or ADMIN is required",
             "reconstruct with decay correction, or supply SUV volumes with pet_units=SUV",
         )
+    notes: list[str] = []
     reference = _parse_dicom_datetime(getattr(first, "SeriesDate", None), getattr(first, "SeriesTime", None))
-    if reference is None:
-        times = []
-        for f in files:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-            t = _parse_dicom_datetime(
-                getattr(ds, "AcquisitionDate", None), getattr(ds, "AcquisitionTime", None)
+    # Earliest acquisition over all slices (and that slice's frame timing), for the QIBA checks below.
+    earliest = None
+    for f in files:
+        ds = pydicom.dcmread(
+            f,
+            stop_before_pixels=True,
+            specific_tags=["AcquisitionDate", "AcquisitionTime", "ActualFrameDuration", "FrameReferenceTime"],
+        )
+        t = _parse_dicom_datetime(getattr(ds, "AcquisitionDate", None), getattr(ds, "AcquisitionTime", None))
+        if t is not None and (earliest is None or t < earliest[0]):
+            earliest = (t, getattr(ds, "ActualFrameDuration", None), getattr(ds, "FrameReferenceTime", None))
+    ge_scan = first.get((0x0009, 0x100D))  # GE private scan date-time (the decay reference)
+    if reference is None and earliest is not None:
+        reference = earliest[0]
+    elif reference is not None and earliest is not None and reference > earliest[0]:
+        # SeriesTime after the first acquisition: the series was re-created (post-processing), so
+        # SeriesTime is not the decay-correction time (QIBA / SUV-computation manual).
+        if ge_scan is not None and str(ge_scan.value).strip():
+            reference = _parse_dicom_dt(str(ge_scan.value))
+            notes.append("decay reference from GE private scan date-time (0009,100D)")
+        elif earliest[1] not in (None, "") and earliest[2] not in (None, ""):
+            # FrameReferenceTime: ms from the decay reference to the frame's mid-activity time.
+            reference = earliest[0] + timedelta(milliseconds=float(earliest[1]) / 2.0 - float(earliest[2]))
+            notes.append(
+                "SeriesTime after AcquisitionTime: decay reference = AcquisitionTime + "
+                "ActualFrameDuration/2 - FrameReferenceTime"
             )
-            if t is not None:
-                times.append(t)
-        reference = min(times) if times else None
+        else:
+            raise fail(
+                "SeriesTime (0008,0031) is after the earliest AcquisitionTime (0008,0032) and the frame "
+                "timing tags (ActualFrameDuration, FrameReferenceTime) are missing, so the "
+                "decay-correction time is unknown",
+                "export the original (not post-processed) PET series, or supply SUV volumes with "
+                "pet_units=SUV",
+            )
     if reference is None:
         raise fail(
             "neither SeriesTime (0008,0031) nor AcquisitionTime (0008,0032) is present",
@@ -401,6 +437,8 @@ def suv_info_from_dicom(folder: str | Path, *, case_id: str | None = None) -> SU
             f"scan time {reference.time()} is before injection time {injection.time()}",
             "check RadiopharmaceuticalStartTime and SeriesTime",
         )
+    if dose_note:
+        notes.append(dose_note)
     return SUVInfo(
         units=units,
         patient_weight_kg=float(weight),
@@ -409,6 +447,7 @@ def suv_info_from_dicom(folder: str | Path, *, case_id: str | None = None) -> SU
         injection_time=injection,
         reference_time=reference,
         decay_correction=decay_correction,
+        notes=tuple(notes),
     )
 
 

@@ -33,13 +33,15 @@ from radfeat.utils.threads import thread_caps
 
 __all__ = ["CaseCache", "CaseTimeout", "RunSummary", "run_cases", "thread_caps", "with_timeout"]
 
+
 def _safe(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", case_id)
 
 
 @dataclass(frozen=True)
 class CaseCache:
-    """One JSON file per finished (case, provider): ``<case>__<provider>__<key>.json`` or ``….failed.json``."""
+    """One JSON file per finished (case, provider): ``<case>__<provider>__<key>.json`` (or
+    ``….failed.json``)."""
 
     folder: Path
 

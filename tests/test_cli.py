@@ -8,7 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from radfeat import __version__
-from radfeat.cli import app
+from radfeat_cli.main import app
 
 runner = CliRunner()
 

@@ -18,11 +18,11 @@ import pytest
 import SimpleITK as sitk
 from typer.testing import CliRunner
 
-from radfeat.cli import app
 from radfeat.extract import extract_table
 from radfeat.settings import load_settings
 from radfeat.synth import make_cohort
 from radfeat.table import feature_columns, read_provenance, read_table
+from radfeat_cli.main import app
 
 runner = CliRunner()
 
@@ -153,7 +153,7 @@ def test_resume_after_kill_gives_identical_table(tmp_path, fast_settings, cohort
     cmd = [
         sys.executable,
         "-m",
-        "radfeat.cli",
+        "radfeat_cli",
         "extract",
         str(cohort),
         "-o",

@@ -25,7 +25,20 @@ def test_roc_figure_legend_and_files(tmp_path, two_models):
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     res = st.roc_auc(y, strong)
     assert texts[0] == f"radiomics: AUC {res.auc:.2f} ({res.ci_lower:.2f}–{res.ci_upper:.2f})"
-    assert (tmp_path / "roc.png").stat().st_size > 5000
+    # The drawn curves are the models' ROC curves: their areas are the AUCs, in legend order.
+    ax = fig.axes[0]
+    curves = [line for line in ax.get_lines() if line.get_label().startswith(("radiomics", "SUVmax"))]
+    for line, score in zip(curves, (strong, weak), strict=True):
+        x, y_ = line.get_xdata(), line.get_ydata()
+        assert (x[0], y_[0], x[-1], y_[-1]) == (0, 0, 1, 1) and np.all(np.diff(x) >= 0)
+        assert np.sum(np.diff(x) * (y_[1:] + y_[:-1]) / 2) == pytest.approx(st.roc_auc(y, score).auc)
+    # Each CI band surrounds its curve and is not empty.
+    bands = [c for c in ax.collections if len(c.get_paths())]
+    assert len(bands) == 2
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(tmp_path / "roc.png")
+    assert pixels.shape[0] > 300 and pixels[..., :3].std() > 0.05  # a drawn figure, not a blank page
     figures.plot_roc(y, {"radiomics": strong}, path=tmp_path / "roc.svg", ci_band=False)
     assert (tmp_path / "roc.svg").read_text().lstrip().startswith("<?xml")
 
@@ -33,10 +46,20 @@ def test_roc_figure_legend_and_files(tmp_path, two_models):
 def test_calibration_and_decision_curve_figures(tmp_path, two_models):
     y, strong, _ = two_models
     p = 1 / (1 + np.exp(-strong))
-    figures.plot_calibration(y, {"model": p}, path=tmp_path / "cal.png")
+    cal = figures.plot_calibration(y, {"model": p}, path=tmp_path / "cal.png", n_bins=5)
+    curve = st.reliability_curve(y, p, n_bins=5)
+    points = cal.axes[0].get_lines()[0]
+    np.testing.assert_allclose(np.asarray(points.get_xdata(), float), curve["mean_predicted"].to_numpy(float))
+    np.testing.assert_allclose(np.asarray(points.get_ydata(), float), curve["observed"].to_numpy(float))
     fig = figures.plot_decision_curve(y, {"model": p}, path=tmp_path / "dca.png")
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["Treat All", "Treat None", "model"]
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    t = np.asarray(lines["Treat All"].get_xdata(), float)
+    nb_all = np.asarray(lines["Treat All"].get_ydata(), float)
+    prevalence = y.mean()
+    np.testing.assert_allclose(nb_all, prevalence - (1 - prevalence) * t / (1 - t))  # Vickers & Elkin
+    assert np.all(np.asarray(lines["Treat None"].get_ydata(), float) == 0)
     assert (tmp_path / "cal.png").stat().st_size > 5000 and (tmp_path / "dca.png").stat().st_size > 5000
 
 

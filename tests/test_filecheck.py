@@ -29,8 +29,17 @@ def _truncate(path: Path, keep: float = 1 / 3) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name,compress", [("a.nii.gz", True), ("a.nii", False), ("a.nrrd", True),
-                                           ("a.nrrd", False), ("a.mha", True), ("a.mha", False)])
+@pytest.mark.parametrize(
+    "name,compress",
+    [
+        ("a.nii.gz", True),
+        ("a.nii", False),
+        ("a.nrrd", True),
+        ("a.nrrd", False),
+        ("a.mha", True),
+        ("a.mha", False),
+    ],
+)
 def test_truncated_files_are_refused_with_the_file_named(tmp_path, name, compress):
     path = tmp_path / name
     sitk.WriteImage(_volume(), str(path), useCompression=compress)
@@ -82,7 +91,7 @@ def test_dicom_series_with_a_missing_slice_is_refused(tmp_path):
 
 
 def test_validate_rejects_a_truncated_nii_gz(tmp_path, synth_cohort):
-    from radfeat.cli import app
+    from radfeat_cli.main import app
 
     manifest = pd.read_csv(synth_cohort)
     case_dir = tmp_path / "c"

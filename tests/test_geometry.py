@@ -104,8 +104,8 @@ def test_mask_coverage_conserves_the_roi_volume():
 def test_pet_mask_is_the_covered_fraction_not_the_centre_value():
     """A 1 mm-thin slab of CT mask through the centre of 4 mm PET voxels covers 25 % of them: a linearly
     interpolated mask read at the voxel centre says 100 % and kept them (the old rule)."""
-    from radfeat.geometry import mask_coverage
     from radfeat.case import pet_mask_from_ct
+    from radfeat.geometry import mask_coverage
 
     arr = np.zeros((16, 16, 16), np.uint8)
     arr[4:12, 4:12, 5] = 1  # x = 5 mm: one 1 mm slice (voxel edges 4.5–5.5 mm)

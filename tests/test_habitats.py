@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
-from radfeat.cli import app
+from radfeat.features.heterogeneity import diversity, ith_score, msi_features, msi_matrix
 from radfeat.habitats import (
     HabitatModel,
     HabitatSettings,
@@ -19,8 +19,8 @@ from radfeat.habitats import (
     supervoxels,
     voxel_feature_maps,
 )
-from radfeat.features.heterogeneity import diversity, ith_score, msi_features, msi_matrix
 from radfeat.synth import habitat_phantom, make_cohort
+from radfeat_cli.main import app
 
 runner = CliRunner()
 #: The phantoms are on a 1 × 1 × 2 mm CT grid: keep it (a 2 mm grid would blur their thin rims).

@@ -58,12 +58,14 @@ def test_fold_refit_replaces_the_tables_habitat_columns():
         def __call__(self, train_ids, case_ids):
             return pd.DataFrame({"hab_fold": np.arange(len(case_ids), dtype=float)}, index=list(case_ids))
 
-    result = cross_validate(data, ["lr"], CVConfig(n_splits=2, n_repeats=1, nested=False), fold_features=Hook())
+    result = cross_validate(
+        data, ["lr"], CVConfig(n_splits=2, n_repeats=1, nested=False), fold_features=Hook()
+    )
     assert result.feature_names == ["ct_tumour_original_firstorder_Mean"]  # stale hab_* dropped
 
 
 def test_cli_benchmark_refuses_then_runs_without_habitat_columns(tmp_path):
-    from radfeat.cli import app
+    from radfeat_cli.main import app
 
     frame = _table(train_ids=None)
     path = tmp_path / "t.csv"
@@ -72,8 +74,20 @@ def test_cli_benchmark_refuses_then_runs_without_habitat_columns(tmp_path):
     from radfeat.table import write_table
 
     write_table(frame.set_index("case_id"), path, meta)
-    args = ["benchmark", str(path), "--label", "egfr", "--families", "lr", "--cv", "2x1", "--no-nested",
-            "-o", str(tmp_path / "r"), "-q"]
+    args = [
+        "benchmark",
+        str(path),
+        "--label",
+        "egfr",
+        "--families",
+        "lr",
+        "--cv",
+        "2x1",
+        "--no-nested",
+        "-o",
+        str(tmp_path / "r"),
+        "-q",
+    ]
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 2, refused.output
     assert "fitted on 10 of the 40 cases" in refused.output

@@ -12,9 +12,9 @@ import pytest
 import SimpleITK as sitk
 from typer.testing import CliRunner
 
-from radfeat.cli import app
 from radfeat.manifest import load_manifest, validate_manifest
 from radfeat.synth import make_cohort, write_pet_dicom_series
+from radfeat_cli.main import app
 
 
 @pytest.fixture()

@@ -163,7 +163,7 @@ def test_baselines_use_their_columns():
 
 
 def test_cli_benchmark_on_a_table(tmp_path):
-    from radfeat.cli import app
+    from radfeat_cli.main import app
 
     path = tmp_path / "table.csv"
     _toy().to_csv(path, index=False)

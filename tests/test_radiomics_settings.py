@@ -79,15 +79,27 @@ def _blob():
         ({"Original": {}}, {"binCount": 16, "force2D": True, "force2Ddimension": 0}),
         (
             {"Original": {}},
-            {"binWidth": 10, "resampledPixelSpacing": [1.5, 1.5, 1.5], "interpolator": "sitkBSpline",
-             "resegmentRange": [0, 150]},
+            {
+                "binWidth": 10,
+                "resampledPixelSpacing": [1.5, 1.5, 1.5],
+                "interpolator": "sitkBSpline",
+                "resegmentRange": [0, 150],
+            },
         ),
         ({"Original": {}}, {"binWidth": 10, "resegmentRange": [0.3], "resegmentMode": "relative"}),
-        ({"Original": {}}, {"binWidth": 10, "distances": [1, 2], "symmetricalGLCM": False,
-                            "weightingNorm": "euclidean"}),
+        (
+            {"Original": {}},
+            {"binWidth": 10, "distances": [1, 2], "symmetricalGLCM": False, "weightingNorm": "euclidean"},
+        ),
     ],
-    ids=["preCrop-LoG", "normalize-outliers", "force2D-binCount", "resampled-resegment", "relative",
-         "glcm-options"],
+    ids=[
+        "preCrop-LoG",
+        "normalize-outliers",
+        "force2D-binCount",
+        "resampled-resegment",
+        "relative",
+        "glcm-options",
+    ],
 )
 def test_settings_match_plain_pyradiomics(image_types, setting):
     image, mask = _blob()

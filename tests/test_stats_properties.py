@@ -111,12 +111,24 @@ def test_auto_direction_is_reported_not_hidden():
 def test_threshold_metrics_cis_and_cutoffs():
     y = np.r_[np.ones(50, int), np.zeros(50, int)]
     s = np.r_[np.linspace(0.3, 1.0, 50), np.linspace(0.0, 0.7, 50)]
+    from statsmodels.stats.proportion import proportion_confint
+
     m = st.threshold_metrics(y, s, 0.5, ci_method="wilson")
-    for metric in ("sensitivity", "specificity", "accuracy", "ppv", "npv"):
-        row = m.table.loc[metric]
-        assert row.ci_lower <= row.estimate <= row.ci_upper
     cp = st.threshold_metrics(y, s, 0.5, ci_method="clopper-pearson")
-    assert cp.table.loc["sensitivity", "ci_lower"] < m.table.loc["sensitivity", "ci_lower"]
+    positive = s >= 0.5  # pROC's rule
+    counts = {
+        "sensitivity": ((positive & (y == 1)).sum(), (y == 1).sum()),
+        "specificity": ((~positive & (y == 0)).sum(), (y == 0).sum()),
+        "accuracy": ((positive == (y == 1)).sum(), len(y)),
+        "ppv": ((positive & (y == 1)).sum(), positive.sum()),
+        "npv": ((~positive & (y == 0)).sum(), (~positive).sum()),
+    }
+    for metric, (k, n) in counts.items():  # an independent implementation: statsmodels
+        assert m.table.loc[metric, "estimate"] == pytest.approx(k / n)
+        lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+        assert (m.table.loc[metric, "ci_lower"], m.table.loc[metric, "ci_upper"]) == pytest.approx((lo, hi))
+        lo, hi = proportion_confint(k, n, alpha=0.05, method="beta")
+        assert (cp.table.loc[metric, "ci_lower"], cp.table.loc[metric, "ci_upper"]) == pytest.approx((lo, hi))
     assert 0.3 < st.youden_threshold(y, s) < 0.7
     assert st.median_threshold(s[:50]) == pytest.approx(0.65)
     with pytest.raises(ValueError, match="ci_method"):

@@ -32,7 +32,9 @@ def test_na_token_is_a_missing_value_not_a_dropped_column(tmp_path):
     path = _csv(tmp_path, {3: "n/a", 7: "NA"})
     data = load_dataset(path, "egfr")
     assert "pet_tumour_suv_SUVmax" in data.X.columns  # before: the column vanished ("1 feature")
-    assert np.isnan(data.X["pet_tumour_suv_SUVmax"].iloc[3]) and np.isnan(data.X["pet_tumour_suv_SUVmax"].iloc[7])
+    assert np.isnan(data.X["pet_tumour_suv_SUVmax"].iloc[3]) and np.isnan(
+        data.X["pet_tumour_suv_SUVmax"].iloc[7]
+    )
     assert data.X["pet_tumour_suv_SUVmax"].notna().sum() == 38
     assert any("P03" in n and "n/a" in n and "pet_tumour_suv_SUVmax" in n for n in data.notes)
 
@@ -52,7 +54,12 @@ def test_other_text_in_a_feature_column_fails_clearly(tmp_path):
 def test_text_columns_of_a_foreign_table_are_listed_as_dropped(tmp_path):
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(
-        {"ID": range(30), "f1": rng.normal(size=30), "sex": rng.choice(["M", "F"], 30), "Target": rng.integers(0, 2, 30)}
+        {
+            "ID": range(30),
+            "f1": rng.normal(size=30),
+            "sex": rng.choice(["M", "F"], 30),
+            "Target": rng.integers(0, 2, 30),
+        }
     )
     path = tmp_path / "foreign.csv"
     frame.to_csv(path, index=False)

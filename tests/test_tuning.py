@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,7 +34,7 @@ from models.tuning import (
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-RADFEAT = [sys.executable, "-m", "radfeat.cli"]
+RADFEAT = [sys.executable, "-m", "radfeat_cli"]
 
 
 def _table(n: int = 120, p: int = 40, seed: int = 0, noise: float = 0.8) -> pd.DataFrame:
@@ -69,7 +70,16 @@ def test_study_name_is_deterministic_and_keyed_by_data_label_family_seed():
     X, y = _xy(_table())
     fp = data_fingerprint(X, y)
     assert fp == data_fingerprint(X.copy(), y.copy())
-    assert study_name("egfr", "xgb", fp, 0) == study_name("egfr", "xgb", fp, 0)
+    name = study_name("egfr", "xgb", fp, 0)
+    assert re.fullmatch(r"radfeat-egfr-xgb-[0-9a-f]{16}-s0", name)
+    # The same in a fresh process (no dependence on hash randomisation or object identity).
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from test_tuning import _xy, _table; "
+        "from models.tuning import data_fingerprint, study_name; X, y = _xy(_table()); "
+        "print(study_name('egfr', 'xgb', data_fingerprint(X, y), 0))"
+    )
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == name
     names = {
         study_name("egfr", "xgb", fp, 0),
         study_name("subtype", "xgb", fp, 0),
@@ -78,6 +88,26 @@ def test_study_name_is_deterministic_and_keyed_by_data_label_family_seed():
         study_name("egfr", "xgb", data_fingerprint(X.iloc[:-1], y[:-1]), 0),
     }
     assert len(names) == 5
+
+
+def test_study_settings_hash_follows_the_declared_space_not_source_text(monkeypatch):
+    """The search space is hashed from its declaration (data), so reformatting zoo.py keeps resume
+    working, while a changed range is a different study."""
+    from dataclasses import replace
+
+    import models.zoo as zoo
+    from models.tuning import settings_hash
+
+    config = TuneConfig()
+    before = settings_hash("lr", config, "fp", "egfr")
+    space = zoo.FAMILIES["lr"].describe_space()
+    assert json.loads(json.dumps(space)) == space  # plain data
+    same = replace(zoo.FAMILIES["lr"], space=tuple(replace(p) for p in zoo.FAMILIES["lr"].space))
+    monkeypatch.setitem(zoo.FAMILIES, "lr", same)
+    assert settings_hash("lr", config, "fp", "egfr") == before
+    wider = tuple(replace(p, high=100.0) if p.name == "C" else p for p in same.space)
+    monkeypatch.setitem(zoo.FAMILIES, "lr", replace(same, space=wider))
+    assert settings_hash("lr", config, "fp", "egfr") != before
 
 
 def test_rerun_resumes_to_the_total_and_refuses_other_settings(tmp_path):

@@ -186,7 +186,11 @@ def build_fusion_data(
     if table is not None:
         from radfeat.table import read_provenance
 
-        provenance = dict(table.attrs.get("radfeat", {})) if isinstance(table, pd.DataFrame) else read_provenance(table)
+        provenance = (
+            dict(table.attrs.get("radfeat", {}))
+            if isinstance(table, pd.DataFrame)
+            else read_provenance(table)
+        )
         frame = table if isinstance(table, pd.DataFrame) else read_table(table)
         frame = frame.set_index("case_id") if "case_id" in frame.columns else frame
         frame.index = frame.index.astype(str)

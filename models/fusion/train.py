@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import json
 import os
 import time
 from collections.abc import Callable
@@ -376,10 +375,13 @@ def _unflatten(template, arrays: dict[str, np.ndarray]):
     return jax.tree_util.tree_unflatten(treedef, new)
 
 
-def save_checkpoint(path: str | Path, model, opt_state=None, meta: dict | None = None, best=None) -> Path:
-    """Model (and optimizer state, best-so-far parameters) arrays in one ``.npz``, metadata in ``.json``;
-    each written to a temporary file and renamed."""
-    from radfeat.utils.atomic import atomic_path, write_text
+def save_checkpoint(
+    path: str | Path, model, opt_state=None, meta: dict | None = None, best=None, gradnorm=None
+) -> Path:
+    """Model, optimizer state, best-so-far parameters and GradNorm task weights as arrays in one
+    ``.npz``, metadata in ``.json``, written as one checked pair (the JSON records the NPZ's SHA-256;
+    :func:`radfeat.utils.atomic.write_pair`), so a resume never mixes two epochs."""
+    from radfeat.utils.atomic import write_pair
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -388,17 +390,35 @@ def save_checkpoint(path: str | Path, model, opt_state=None, meta: dict | None =
         arrays.update({f"opt/{k}": v for k, v in _flatten(opt_state).items()})
     if best is not None:
         arrays.update({f"best/{k}": v for k, v in _flatten(best).items()})
-    with atomic_path(path.with_suffix(".npz")) as tmp:
+    if gradnorm is not None:
+        arrays.update(
+            {f"gradnorm/{k}": v for k, v in _flatten(nnx.to_pure_dict(nnx.state(gradnorm))).items()}
+        )
+
+    def write_arrays(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-    write_text(json.dumps(meta or {}, default=str), path.with_suffix(".json"))
+
+    write_pair({path.with_suffix(".npz"): write_arrays}, path.with_suffix(".json"), meta or {})
     return path.with_suffix(".npz")
 
 
-def load_checkpoint(path: str | Path, model, opt_state=None) -> tuple[dict, object | None, object | None]:
-    """Restore arrays saved by :func:`save_checkpoint` into ``model``; returns the metadata, the
-    best-so-far parameters (a pure dict) and the optimizer state (shaped like ``opt_state``) when saved."""
+def load_checkpoint(
+    path: str | Path, model, opt_state=None, gradnorm=None
+) -> tuple[dict, object | None, object | None]:
+    """Restore arrays saved by :func:`save_checkpoint` into ``model`` (and ``gradnorm``); returns the
+    metadata, the best-so-far parameters (a pure dict) and the optimizer state (shaped like
+    ``opt_state``) when saved.
+
+    Raises
+    ------
+    radfeat.utils.atomic.IncompleteWriteError
+        When the arrays do not match the metadata (an interrupted write).
+    """
+    from radfeat.utils.atomic import read_pair_manifest
+
     path = Path(path)
+    meta = read_pair_manifest(path.with_suffix(".json"))
     with np.load(path.with_suffix(".npz"), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
 
@@ -415,7 +435,11 @@ def load_checkpoint(path: str | Path, model, opt_state=None) -> tuple[dict, obje
     best = None
     if part("best/"):
         best = _unflatten(nnx.to_pure_dict(nnx.state(model, nnx.Param)), part("best/"))
-    return json.loads(path.with_suffix(".json").read_text()), best, restored_opt
+    if gradnorm is not None and part("gradnorm/"):
+        gn_state = nnx.state(gradnorm)
+        nnx.replace_by_pure_dict(gn_state, _unflatten(nnx.to_pure_dict(gn_state), part("gradnorm/")))
+        nnx.update(gradnorm, gn_state)
+    return {k: v for k, v in meta.items() if k != "members"}, best, restored_opt
 
 
 # ------------------------------------------------------------------------------------------- fit
@@ -487,10 +511,16 @@ def fit(
     static = _static_inputs(prep)
     history, best_auc, best_epoch, best_state, start = [], -np.inf, -1, None, 0
     ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.with_suffix(".npz").exists():
-        meta, best_state, opt_state = load_checkpoint(ckpt, model, opt_state)
-        history, best_auc, best_epoch = meta["history"], meta["best_auc"], meta["best_epoch"]
-        start = meta["epoch"] + 1
+    if ckpt is not None and ckpt.with_suffix(".json").exists() and ckpt.with_suffix(".npz").exists():
+        from radfeat.utils.atomic import IncompleteWriteError
+
+        try:
+            meta, best_state, opt_state = load_checkpoint(ckpt, model, opt_state, gradnorm=gn)
+        except IncompleteWriteError:  # interrupted between the two renames: nothing restored, start again
+            pass
+        else:
+            history, best_auc, best_epoch = meta["history"], meta["best_auc"], meta["best_epoch"]
+            start = meta["epoch"] + 1
     base_key = jax.random.key(cfg.seed)
     model.train()
     for epoch in range(start, cfg.epochs):
@@ -542,7 +572,7 @@ def fit(
             best_state = nnx.to_pure_dict(nnx.state(model, nnx.Param))  # immutable arrays: no copy needed
         if ckpt is not None:
             meta = {"epoch": epoch, "history": history, "best_auc": best_auc, "best_epoch": best_epoch}
-            save_checkpoint(ckpt, model, opt_state, meta, best_state)
+            save_checkpoint(ckpt, model, opt_state, meta, best_state, gradnorm=gn)
         if progress:
             progress(record)
     if best_state is not None:
@@ -633,7 +663,5 @@ def cross_validate_fusion(
             for i, case in enumerate(te):
                 score = float(p[i]) if p.ndim == 1 else float(p[i, -1])
                 rows.append((t, r, f, data.case_ids[case], int(data.labels[t][case]), score, threshold))
-    predictions = pd.DataFrame(
-        rows, columns=["task", "repeat", "fold", "case_id", "y", "score", "threshold"]
-    )
+    predictions = pd.DataFrame(rows, columns=["task", "repeat", "fold", "case_id", "y", "score", "threshold"])
     return FusionCVResult(predictions, histories, asdict(model_cfg), time.perf_counter() - t0, example)

@@ -47,7 +47,9 @@ REFUSED_SETTINGS = {
     "table's metadata; remove additionalInfo",
 }
 #: Top-level pyradiomics blocks radfeat refuses.
-REFUSED_BLOCKS = {"voxelSetting": "voxel-based (feature map) extraction is not supported; remove voxelSetting"}
+REFUSED_BLOCKS = {
+    "voxelSetting": "voxel-based (feature map) extraction is not supported; remove voxelSetting"
+}
 
 
 def check_supported(params: Mapping[str, Any]) -> None:
@@ -63,7 +65,8 @@ def check_supported(params: Mapping[str, Any]) -> None:
         for key in custom or {}:
             if key in REFUSED_SETTINGS:
                 raise ValueError(
-                    f"imageType {name!r}: setting {key!r} is not supported by radfeat: {REFUSED_SETTINGS[key]}"
+                    f"imageType {name!r}: setting {key!r} is not supported by radfeat: "
+                    f"{REFUSED_SETTINGS[key]}"
                 )
 
 

@@ -157,7 +157,11 @@ class HabitatModel:
 
         self._check_fitted()
         h = hashlib.sha256()
-        for name, array in [("centers", self.centers_), ("means", self.habitat_means_), *sorted(self.gmm_.items())]:
+        for name, array in [
+            ("centers", self.centers_),
+            ("means", self.habitat_means_),
+            *sorted(self.gmm_.items()),
+        ]:
             h.update(name.encode())
             h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
         h.update(

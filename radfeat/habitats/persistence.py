@@ -76,7 +76,9 @@ def load_model(folder: str | Path) -> HabitatModel:
     if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_path} is not a radfeat habitat model")
     if MODEL_NPZ not in (meta.get("members") or {}):
-        raise ValueError(f"{meta_path} was written by an older radfeat without checksums; fit the model again")
+        raise ValueError(
+            f"{meta_path} was written by an older radfeat without checksums; fit the model again"
+        )
     model = HabitatModel(HabitatSettings.from_dict(meta["settings"]))
     with np.load(folder / MODEL_NPZ, allow_pickle=False) as data:
         model.centers_ = data["centers"]

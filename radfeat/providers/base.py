@@ -31,7 +31,7 @@ from radfeat.utils.hashing import stable_hash
 __all__ = ["FeatureProvider", "stage", "library_versions"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 

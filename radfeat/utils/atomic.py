@@ -15,7 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_text", "write_image", "write_pair", "read_pair_manifest", "IncompleteWriteError"]
+__all__ = [
+    "atomic_path",
+    "write_text",
+    "write_image",
+    "write_pair",
+    "read_pair_manifest",
+    "IncompleteWriteError",
+]
 
 
 class IncompleteWriteError(OSError):

@@ -1,0 +1,108 @@
+"""The fusion-network command: ``train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from radfeat.errors import RadfeatError
+from radfeat_cli.common import (
+    EXIT_USAGE,
+    err,
+    error,
+    out,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def train(
+    manifest: Path = typer.Argument(..., help="Cohort manifest (images, masks, labels)."),
+    table: Path | None = typer.Option(None, "--table", help="Feature table for the feature tokens."),
+    tasks: str = typer.Option("egfr,subtype", "--tasks", help="Comma-separated label columns (1 or 2)."),
+    positive: str = typer.Option(
+        "", "--positive", help="Positive class per task, e.g. subtype=squamous (default: last in sort order)."
+    ),
+    groups: str = typer.Option("habitat,pet", "--groups", help="Feature-token column groups."),
+    ablation: str = typer.Option(
+        "none", "--ablation", help="'all', 'none' or a list, e.g. ct_only,concat_fusion."
+    ),
+    baseline: bool = typer.Option(False, "--baseline/--no-baseline", help="Add the EGFR-DLS-like CNN."),
+    folds: int = typer.Option(5, "--folds", min=2),
+    repeats: int = typer.Option(1, "--repeats", min=1),
+    preset: str = typer.Option("default", "--preset", help="tiny, small or default."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
+    seed: int = typer.Option(0, help="Seed of splits, initialisation, shuffling and augmentation."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Processes for patch extraction."),
+    output: Path = typer.Option(Path("fusion_runs"), "--output", "-o"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train and cross-validate the PET/CT fusion network (both tasks), its ablations and baseline;
+    write the results table, ROC figures and Grad-CAM overlays."""
+    from dataclasses import replace
+
+    try:
+        from models.fusion.data import build_fusion_data
+        from models.fusion.run import PRESETS, parse_variants, run_fusion_study
+    except ImportError as exc:  # jax/flax missing
+        err.print(f"the fusion network needs jax and flax: {exc} (pip install -e .)", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        if preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        variants = parse_variants(ablation)
+        task_list = tuple(t.strip() for t in tasks.split(",") if t.strip())
+        pos = dict(kv.split("=", 1) for kv in positive.split(",") if kv.strip())
+        model_cfg, train_cfg = PRESETS[preset]
+        train_cfg = replace(train_cfg, seed=seed, **({"epochs": epochs} if epochs else {}))
+        group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
+        data = build_fusion_data(manifest, table, tasks=task_list, positive=pos, groups=group_list, jobs=jobs)
+        baseline_data = None
+        if baseline:
+            from models.fusion.baseline_cnn import DLS_PATCH
+
+            baseline_data = build_fusion_data(
+                manifest, None, tasks=task_list, positive=pos, spec=DLS_PATCH, jobs=jobs
+            )
+    except (ValueError, RadfeatError, FileNotFoundError) as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    err.print(
+        f"{len(data)} cases; tasks {', '.join(f'{t} {data.classes[t]}' for t in data.tasks)}; feature groups "
+        f"{ {g: len(c) for g, c in data.groups.items()} }; variants {', '.join(variants)}",
+        markup=False,
+    )
+
+    def progress(rec: dict) -> None:
+        if quiet:
+            return
+        if "variant" in rec:
+            err.print(f"[{rec['variant']}] {rec.get('skipped', 'training')}", markup=False)
+            return
+        aucs = " ".join(
+            f"{k[8:]} {v:.3f}" for k, v in rec.items() if k.startswith("val_auc_") and v is not None
+        )
+        err.print(
+            f"  r{rec['repeat']} fold {rec['fold']} epoch {rec['epoch']:3d} loss {rec['loss']:.4f} "
+            f"val AUC {aucs}",
+            markup=False,
+        )
+
+    run = run_fusion_study(
+        data,
+        output,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        variants=variants,
+        n_splits=folds,
+        n_repeats=repeats,
+        baseline_data=baseline_data,
+        progress=progress,
+    )
+    for _, r in run.table.iterrows():
+        out.print(
+            f"{r.task:10s} {r.variant:20s} AUC {r.auc:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f})", markup=False
+        )
+    out.print(f"results: {run.paths['report']}", markup=False)
