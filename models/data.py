@@ -88,27 +88,11 @@ def table_fingerprint(X: pd.DataFrame, y: np.ndarray, ids=None) -> str:
 
 
 def binary_labels(values: pd.Series, positive: str | None = None) -> tuple[np.ndarray, str]:
-    """Map a label column to 0/1. Numeric 0/1 (or two numeric levels: the larger is positive) or
-    strings with ``positive`` naming the positive class.
-    """
-    s = pd.Series(values)
-    if s.isna().any():
-        raise ValueError(
-            f"label {s.name!r} has {int(s.isna().sum())} missing value(s); drop those cases first"
-        )
-    levels = sorted(s.unique().tolist(), key=str)
-    if len(levels) != 2:
-        raise ValueError(f"label {s.name!r} must have exactly two classes, found {levels[:6]}")
-    if positive is None:
-        if pd.api.types.is_numeric_dtype(s):
-            positive = str(max(levels))
-        else:
-            raise ValueError(
-                f"label {s.name!r} has classes {levels}; say which is positive (e.g. --positive {levels[1]})"
-            )
-    if str(positive) not in {str(v) for v in levels}:
-        raise ValueError(f"positive class {positive!r} not among label {s.name!r} classes {levels}")
-    return (s.astype(str) == str(positive)).to_numpy(int), str(positive)
+    """Map a label column to 0/1 with the one positive-class rule of :func:`models.labels.encode_binary`."""
+    from models.labels import encode_binary
+
+    encoded = encode_binary(values, positive)
+    return encoded.codes.astype(int), encoded.positive
 
 
 #: Cell texts read as a missing value (compared lower-case, stripped).

@@ -22,20 +22,9 @@ import pandas as pd
 
 from models import stats
 from models.cv import CVResult
+from models.results import holm, result_row
 
 __all__ = ["results_table", "pairwise_table", "baseline_columns", "write_report", "holm"]
-
-
-def holm(p_values) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (statsmodels' ``multipletests``); NaN stays NaN."""
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
-    return out
 
 
 def _cases(cv: CVResult, family: str, index=None) -> pd.DataFrame:
@@ -73,32 +62,22 @@ def results_table(
     rows = []
     for family, row in summary.iterrows():
         cases = _cases(cv, family, index)
-        auc = stats.roc_auc(cases["y"], cases["score"], direction="<")
         if cutoff == "training":
-            tm = stats.threshold_metrics(cases["y"], cases["margin"], 0.0, direction="<")
-        else:
-            tm = stats.threshold_metrics(cases["y"], cases["score"], float(cutoff), direction="<")
-        test = None
+            margin = cases["margin"]
+        else:  # a fixed cut-off declared in advance
+            margin = cases["score"] - float(cutoff)
+        reference_score = None
         if ref_cases is not None and family != reference:
-            test = stats.delong_test(cases["y"], ref_cases["score"], cases["score"])
+            reference_score = ref_cases["score"]
+        metrics = result_row(cases["y"], np.clip(cases["score"], 0, 1), margin, reference_score)
+        metrics["auc_oof"] = metrics.pop("auc")
         rows.append(
             {
                 "family": family,
                 "mean_auc": row["mean_auc"],
                 "sd_auc": row["sd_auc"],
                 "n_repeats": int(row["n_repeats"]),
-                "auc_oof": auc.auc,
-                "auc_ci_low": auc.ci_lower,
-                "auc_ci_high": auc.ci_upper,
-                "accuracy": tm["accuracy"],
-                "sensitivity": tm["sensitivity"],
-                "sensitivity_ci_low": float(tm.table.loc["sensitivity", "ci_lower"]),
-                "sensitivity_ci_high": float(tm.table.loc["sensitivity", "ci_upper"]),
-                "specificity": tm["specificity"],
-                "specificity_ci_low": float(tm.table.loc["specificity", "ci_lower"]),
-                "specificity_ci_high": float(tm.table.loc["specificity", "ci_upper"]),
-                "brier": stats.brier_score(cases["y"], np.clip(cases["score"], 0, 1)),
-                "p_vs_reference": np.nan if test is None else test.p_value,
+                **metrics,
             }
         )
     table = pd.DataFrame(rows).set_index("family")

@@ -71,7 +71,9 @@ def fusion_run(manifest: Path, table, out_dir: Path, jobs: int = 2) -> Path | No
     from dataclasses import replace
 
     model_cfg, train_cfg = PRESETS["tiny"]
-    data = build_fusion_data(manifest, table, groups=("habitat", "pet"), jobs=jobs)
+    data = build_fusion_data(
+        manifest, table, groups=("habitat", "pet"), positive={"subtype": "squamous"}, jobs=jobs
+    )
     run = run_fusion_study(
         data,
         out_dir,

@@ -23,7 +23,9 @@ def train(
     table: Path | None = typer.Option(None, "--table", help="Feature table for the feature tokens."),
     tasks: str = typer.Option("egfr,subtype", "--tasks", help="Comma-separated label columns (1 or 2)."),
     positive: str = typer.Option(
-        "", "--positive", help="Positive class per task, e.g. subtype=squamous (default: last in sort order)."
+        "subtype=squamous",
+        "--positive",
+        help="Positive class of each text-labelled task, e.g. subtype=squamous (numeric 0/1: 1 is positive).",
     ),
     groups: str = typer.Option("habitat,pet", "--groups", help="Feature-token column groups."),
     ablation: str = typer.Option(

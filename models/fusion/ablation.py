@@ -112,7 +112,7 @@ def ablation_table(
     ``reference``. ``classical`` maps a task to case scores (``case_id``, ``score`` and, for
     ACC/SEN/SPEC, ``margin`` to its own training thresholds) of a classical model, added as a row and
     compared the same way."""
-    from models.stats import delong_test, roc_auc, threshold_metrics
+    from models.results import result_row
 
     scores: dict[tuple[str, str], pd.DataFrame] = {}
     for name, res in results.items():
@@ -129,37 +129,26 @@ def ablation_table(
             ).dropna(subset=["score"])
     rows = []
     for (name, task), s in scores.items():
-        y, p = s["y"].to_numpy().astype(int), s["score"].to_numpy()
+        y = s["y"].to_numpy().astype(int)
         if len(np.unique(y)) < 2:
             continue
-        auc = roc_auc(y, p, direction="<")
-        margin = s["margin"].to_numpy() if "margin" in s else np.full(len(y), np.nan)
-        if np.isnan(margin).any():
-            m = {"accuracy": np.nan, "sensitivity": np.nan, "specificity": np.nan}
-        else:
-            m = threshold_metrics(y, margin, 0.0, direction="<")
-        row = {
-            "variant": name,
-            "task": task,
-            "n": len(y),
-            "auc": auc.auc,
-            "ci_low": auc.ci_lower,
-            "ci_high": auc.ci_upper,
-            "acc": m["accuracy"],
-            "sen": m["sensitivity"],
-            "spec": m["specificity"],
-            "p_vs_" + reference: np.nan,
-        }
+        margin = s["margin"].to_numpy() if "margin" in s else None
         ref = scores.get((reference, task))
+        reference_score = None
         if ref is not None and name != reference:
-            common = s.index.intersection(ref.index)
-            try:
-                row["p_vs_" + reference] = delong_test(
-                    s.loc[common, "y"].to_numpy().astype(int),
-                    ref.loc[common, "score"].to_numpy(),
-                    s.loc[common, "score"].to_numpy(),
-                ).p_value
-            except ValueError:
-                pass
-        rows.append(row)
+            reference_score = ref["score"].reindex(s.index).to_numpy()
+        metrics = result_row(y, s["score"].to_numpy(), margin, reference_score)
+        rows.append(
+            {
+                "variant": name,
+                "task": task,
+                **metrics,
+                "ci_low": metrics["auc_ci_low"],
+                "ci_high": metrics["auc_ci_high"],
+                "acc": metrics["accuracy"],
+                "sen": metrics["sensitivity"],
+                "spec": metrics["specificity"],
+                "p_vs_" + reference: metrics["p_vs_reference"],
+            }
+        )
     return pd.DataFrame(rows).sort_values(["task", "auc"], ascending=[True, False]).reset_index(drop=True)

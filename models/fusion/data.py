@@ -36,6 +36,9 @@ __all__ = [
     "synthetic_fusion_data",
 ]
 
+#: Positive classes of the synthetic cohort's text labels (radfeat never guesses one).
+SYNTH_POSITIVE = {"subtype": "squamous"}
+
 #: Column groups of a radfeat table usable as feature tokens (regular expressions on column names).
 FEATURE_GROUPS = {
     "habitat": r"^(hab_|ct_hab\d|pet_hab\d)",
@@ -139,15 +142,12 @@ class FusionData:
 
 
 def _encode_labels(values: pd.Series, positive: str | None) -> tuple[np.ndarray, list[str]]:
-    present = values.dropna()
-    classes = sorted(present.astype(str).unique().tolist())
-    if positive is not None:
-        if positive not in classes:
-            raise ValueError(f"positive class {positive!r} not among {values.name!r} classes {classes}")
-        classes = [c for c in classes if c != positive] + [positive]
-    index = {c: i for i, c in enumerate(classes)}
-    codes = np.array([-1 if pd.isna(v) else index[str(v)] for v in values], dtype=np.int32)
-    return codes, classes
+    """Codes (1 positive, 0 negative, -1 missing) and ``[negative, positive]`` by the one rule of
+    :func:`models.labels.encode_binary` (text labels need their positive class named)."""
+    from models.labels import encode_binary
+
+    encoded = encode_binary(values, positive, allow_missing=True)
+    return encoded.codes, encoded.classes
 
 
 def _clean_label(v):
@@ -328,7 +328,9 @@ def synthetic_fusion_data(
     )
     rows = load_manifest(manifest).rows()
     table = pd.DataFrame(Parallel(n_jobs=jobs)(delayed(_pet_descriptor_row)(r) for r in rows))
-    return build_fusion_data(manifest, table, groups=("habitat", "pet"), spec=spec, jobs=jobs)
+    return build_fusion_data(
+        manifest, table, groups=("habitat", "pet"), positive=SYNTH_POSITIVE, spec=spec, jobs=jobs
+    )
 
 
 def _pet_descriptor_row(row: dict) -> dict:

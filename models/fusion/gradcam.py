@@ -21,7 +21,8 @@ __all__ = ["grad_cam", "attention_maps", "cam_mass_inside", "save_overlays"]
 
 
 def _batch(data: FusionData, prep: FeaturePrep, idx: np.ndarray, view: int) -> dict:
-    from models.fusion.train import _model_inputs, _static_inputs
+    from models.fusion.batches import model_inputs as _model_inputs
+    from models.fusion.batches import static_inputs as _static_inputs
 
     views = np.full(len(idx), view)
     batch = {**_model_inputs(data, prep, idx, views), **_static_inputs(prep)}

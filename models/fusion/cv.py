@@ -1,0 +1,103 @@
+"""Patient-level cross-validation of the fusion network on the classical benchmark's splits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.fusion.config import TrainConfig
+from models.fusion.data import FeaturePrep, FusionData
+from models.fusion.loop import FitResult, fit
+from models.fusion.net import FusionConfig
+from models.fusion.steps import predict
+
+__all__ = ["FusionCVResult", "fusion_splits", "cross_validate_fusion"]
+
+
+@dataclass
+class FusionCVResult:
+    """Out-of-fold patient predictions: one row per case × repeat × task (``score`` is the positive-class
+    probability of a binary task)."""
+
+    predictions: pd.DataFrame
+    histories: list[list[dict]] = field(default_factory=list)
+    model_config: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    #: The first fold's trained model and its test case indices (for Grad-CAM and attention maps).
+    example: tuple[FitResult, np.ndarray] | None = None
+
+    def case_scores(self, task: str) -> pd.DataFrame:
+        """Per case: label, mean score over repeats, mean margin to the folds' training thresholds and
+        the decision (:func:`models.thresholds.case_decisions`)."""
+        from models.thresholds import case_decisions
+
+        part = self.predictions[self.predictions["task"] == task]
+        if "threshold" not in part.columns:  # results written before thresholds were recorded
+            part = part.assign(threshold=np.nan)
+        return case_decisions(part)
+
+    def auc(self, task: str) -> float:
+        s = self.case_scores(task)
+        s = s[s["y"] >= 0]
+        from sklearn.metrics import roc_auc_score
+
+        return float(roc_auc_score(s["y"], s["score"]))
+
+
+def fusion_splits(data: FusionData, n_splits: int = 5, n_repeats: int = 1, seed: int = 0):
+    """The classical benchmark's patient-level splits (:func:`models.cv.outer_splits`), stratified on the
+    first task: the same table order, label and seed give the same folds as ``radfeat benchmark``."""
+    from models.cv import outer_splits
+    from models.data import Dataset
+
+    y = data.labels[data.tasks[0]]
+    ds = Dataset(X=pd.DataFrame({"_": np.zeros(len(y))}), y=y, ids=data.case_ids)
+    return outer_splits(ds, n_splits, n_repeats, seed)
+
+
+def cross_validate_fusion(
+    data: FusionData,
+    model_cfg: FusionConfig,
+    train_cfg: TrainConfig,
+    *,
+    n_splits: int = 5,
+    n_repeats: int = 1,
+    prep: FeaturePrep | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> FusionCVResult:
+    """Train one model per outer fold (same architecture → one compilation for all folds) and collect
+    the out-of-fold patient predictions for every task."""
+    from models.thresholds import training_threshold
+
+    t0 = time.perf_counter()
+    rows, histories, example = [], [], None
+    tasks = [t for t in model_cfg.tasks if t in data.labels]
+    for r, f, tr, te in fusion_splits(data, n_splits, n_repeats, train_cfg.seed):
+        ckpt = Path(checkpoint_dir) / f"r{r}_f{f}" if checkpoint_dir else None
+
+        def tick(rec, r=r, f=f):
+            if progress:
+                progress({"repeat": r, "fold": f, **rec})
+
+        cfg = replace(train_cfg, seed=train_cfg.seed + 1000 * r + f)
+        res = fit(
+            model_cfg, cfg, data, tr, prep=replace(prep or FeaturePrep()), checkpoint=ckpt, progress=tick
+        )
+        probs = predict(res.model, data, te, res.prep, cfg.eval_batch_size)
+        histories.append(res.history)
+        if example is None:
+            example = (res, te)
+        for t in tasks:
+            p = probs[t]
+            threshold = training_threshold(data.labels[t][tr])  # this fold's training cases only
+            for i, case in enumerate(te):
+                score = float(p[i]) if p.ndim == 1 else float(p[i, -1])
+                rows.append((t, r, f, data.case_ids[case], int(data.labels[t][case]), score, threshold))
+    predictions = pd.DataFrame(rows, columns=["task", "repeat", "fold", "case_id", "y", "score", "threshold"])
+    return FusionCVResult(predictions, histories, asdict(model_cfg), time.perf_counter() - t0, example)

@@ -1,0 +1,168 @@
+"""The training loop of one model: in-fold feature preparation, validation split, epochs, early
+stopping, best-epoch selection, checkpoints and exact resume.
+
+Reproducibility: the shuffling of epoch e uses ``numpy.random.default_rng([seed, e])``, the device
+randomness ``fold_in(key(seed), step)`` and the model's own ``nnx.Rngs(seed)``; a rerun on the same
+device gives the same predictions, and a resumed run continues the same sequence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from models.fusion.batches import labelled, model_inputs, pad_batch, static_inputs
+from models.fusion.checkpoints import load_checkpoint, save_checkpoint
+from models.fusion.config import TrainConfig
+from models.fusion.data import FeaturePrep, FusionData
+from models.fusion.losses import GradNormState
+from models.fusion.net import FusionConfig, FusionNet
+from models.fusion.steps import adamw, lr_schedule, make_model, train_step, validation_auc
+
+__all__ = ["FitResult", "fit"]
+
+
+@dataclass
+class FitResult:
+    """A trained model with its feature preparation and per-epoch history."""
+
+    model: FusionNet
+    prep: FeaturePrep
+    history: list[dict]
+    best_epoch: int
+    best_val_auc: float
+
+
+def _split_validation(data: FusionData, train_idx: np.ndarray, cfg: TrainConfig, task: str):
+    from sklearn.model_selection import train_test_split
+
+    y = data.labels[task][train_idx]
+    n_val = max(int(round(cfg.val_fraction * len(train_idx))), 2)
+    strat = y if np.bincount(y + 1).min() >= 2 else None
+    tr, va = train_test_split(train_idx, test_size=n_val, stratify=strat, random_state=cfg.seed)
+    return np.sort(tr), np.sort(va)
+
+
+def fit(
+    model_cfg: FusionConfig,
+    train_cfg: TrainConfig,
+    data: FusionData,
+    train_idx: np.ndarray,
+    *,
+    val_idx: np.ndarray | None = None,
+    prep: FeaturePrep | None = None,
+    checkpoint: str | Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train on ``train_idx`` (early stopping on ``val_idx``, default a stratified ``val_fraction`` of
+    the training cases), fitting the feature preparation on the training cases only. With
+    ``checkpoint`` the run saves after every epoch and resumes from it."""
+    cfg = train_cfg
+    tasks = model_cfg.tasks
+    if val_idx is None:
+        train_idx, val_idx = _split_validation(data, np.asarray(train_idx), cfg, tasks[0])
+    prep = (prep or FeaturePrep()).fit(data, train_idx, tasks[0])
+    model_cfg = replace(
+        model_cfg,
+        n_features=prep.n_features if model_cfg.use_features else 0,
+        n_groups=max(len(prep.group_names_), 1),
+        in_slices=data.ct.shape[2],
+        patch=data.ct.shape[-1],
+        n_classes=tuple(data.n_classes(t) for t in tasks),
+    )
+    if not model_cfg.use_features:
+        prep.columns_, prep.group_of_ = [], []
+    model = make_model(model_cfg, cfg.seed)
+    V = data.ct.shape[1]
+    samples = len(train_idx) * V
+    steps = max(samples // cfg.batch_size, 1)
+    opt_state = adamw(cfg.weight_decay).init(nnx.state(model, nnx.Param))
+    schedule = lr_schedule(cfg, steps)
+    gn = GradNormState(len(tasks))
+    pos_weight = {}
+    for t in tasks:
+        y = data.labels[t][train_idx]
+        y = y[y >= 0]
+        pos = max(int((y == 1).sum()), 1)
+        pos_weight[t] = jnp.float32(
+            (len(y) - pos) / pos if cfg.class_weight and data.n_classes(t) == 2 else 1.0
+        )
+    static = static_inputs(prep)
+    history, best_auc, best_epoch, best_state, start = [], -np.inf, -1, None, 0
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and ckpt.with_suffix(".json").exists() and ckpt.with_suffix(".npz").exists():
+        from radfeat.utils.atomic import IncompleteWriteError
+
+        try:
+            meta, best_state, opt_state = load_checkpoint(ckpt, model, opt_state, gradnorm=gn)
+        except IncompleteWriteError:  # interrupted between the two renames: nothing restored, start again
+            pass
+        else:
+            history, best_auc, best_epoch = meta["history"], meta["best_auc"], meta["best_epoch"]
+            start = meta["epoch"] + 1
+    base_key = jax.random.key(cfg.seed)
+    model.train()
+    for epoch in range(start, cfg.epochs):
+        if epoch - max(best_epoch, cfg.select_from_epoch) > cfg.patience and epoch >= cfg.min_epochs:
+            break
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        order = rng.permutation(samples)
+        cases, views = train_idx[order // V], order % V
+        losses = []
+        for s in range(steps):
+            sl = slice(s * cfg.batch_size, (s + 1) * cfg.batch_size)
+            c, v = cases[sl], views[sl]
+            batch = {
+                **model_inputs(data, prep, c, v),
+                **labelled(data, tasks, c),
+                "w": np.ones(len(c), np.float32),
+            }
+            batch = pad_batch(batch, cfg.batch_size)
+            batch.update(static)
+            key = jax.random.fold_in(base_key, epoch * 100_003 + s)
+            loss, _, opt_state = train_step(
+                model,
+                opt_state,
+                gn,
+                jax.tree.map(jnp.asarray, batch),
+                pos_weight,
+                key,
+                jnp.float32(schedule(epoch * steps + s)),
+                weighting=cfg.loss_weighting,
+                augment=cfg.augment,
+                weight_decay=cfg.weight_decay,
+                feature_dropout=cfg.feature_dropout,
+            )
+            losses.append(float(loss))
+        val = validation_auc(model, data, val_idx, prep, cfg.eval_batch_size)
+        known = [a for a in val.values() if a is not None]
+        mean_auc = float(np.mean(known)) if known else float("nan")
+        record = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            **{f"val_auc_{t}": a for t, a in val.items()},
+            "val_mean_auc": mean_auc,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(record)
+        if np.isfinite(mean_auc) and mean_auc > best_auc and epoch >= cfg.select_from_epoch:
+            best_auc, best_epoch = mean_auc, epoch
+            best_state = nnx.to_pure_dict(nnx.state(model, nnx.Param))  # immutable arrays: no copy needed
+        if ckpt is not None:
+            meta = {"epoch": epoch, "history": history, "best_auc": best_auc, "best_epoch": best_epoch}
+            save_checkpoint(ckpt, model, opt_state, meta, best_state, gradnorm=gn)
+        if progress:
+            progress(record)
+    if best_state is not None:
+        state = nnx.state(model, nnx.Param)
+        nnx.replace_by_pure_dict(state, best_state)
+        nnx.update(model, state)
+    return FitResult(model, prep, history, best_epoch, float(best_auc))

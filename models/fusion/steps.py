@@ -1,0 +1,171 @@
+"""The model factory, the optimiser and schedule, the jitted train / predict steps and prediction.
+
+The jit boundary is one train step and one predict step; ``TRACE_COUNTS`` counts their traces
+(compilations) in this process, so tests and the benchmark can check that nothing recompiles.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from models.fusion.augment import augment_batch
+from models.fusion.batches import model_inputs, pad_batch, static_inputs
+from models.fusion.data import FeaturePrep, FusionData
+from models.fusion.losses import combine_losses, gradnorm_update, task_losses
+from models.fusion.net import FusionConfig, FusionNet
+
+if TYPE_CHECKING:
+    from models.fusion.config import TrainConfig
+
+__all__ = [
+    "TRACE_COUNTS",
+    "make_model",
+    "adamw",
+    "lr_schedule",
+    "train_step",
+    "predict_step",
+    "predict",
+    "validation_auc",
+]
+
+#: How often each jitted function was traced (compiled) in this process; the benchmark checks that
+#: training does not recompile after the first step.
+TRACE_COUNTS: collections.Counter = collections.Counter()
+
+
+def make_model(config: FusionConfig, seed: int) -> FusionNet:
+    """The DMDP fusion network, or the EGFR-DLS-like baseline (``architecture="egfr_dls"``)."""
+    rngs = nnx.Rngs(params=seed, dropout=seed + 1)
+    if config.architecture == "egfr_dls":
+        from models.fusion.baseline_cnn import ResidualCNN
+
+        return ResidualCNN(config, rngs=rngs)
+    return FusionNet(config, rngs=rngs)
+
+
+def _decay_mask(params):
+    """AdamW decay only on conv/linear kernels (not embeddings, norms, biases, loss weights)."""
+
+    def decide(path, _):
+        return any(getattr(p, "key", getattr(p, "name", p)) == "kernel" for p in path)
+
+    return jax.tree_util.tree_map_with_path(decide, params)
+
+
+@functools.cache
+def adamw(weight_decay: float) -> optax.GradientTransformation:
+    """AdamW without its learning rate (gradient clipping at norm 1, Adam moments, decoupled weight
+    decay on kernels, sign flip); the step multiplies by the scheduled learning rate. Keeping the
+    schedule out of the transformation keeps one compiled step for every fold and run length."""
+    return optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.scale_by_adam(),
+        optax.add_decayed_weights(weight_decay, mask=_decay_mask),
+        optax.scale(-1.0),
+    )
+
+
+def lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
+    """Linear warm-up over ``warmup_epochs`` to ``lr``, then cosine decay to ``lr / 100``."""
+    total = max(cfg.epochs * steps_per_epoch, 2)
+    warmup = min(max(cfg.warmup_epochs * steps_per_epoch, 1), total - 1)
+    return optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, total, end_value=cfg.lr * 0.01)
+
+
+@nnx.jit(static_argnames=("weighting", "augment", "weight_decay", "feature_dropout"))
+def train_step(
+    model,
+    opt_state,
+    gn,
+    batch,
+    pos_weight,
+    key,
+    lr,
+    weighting: str,
+    augment: bool,
+    weight_decay: float,
+    feature_dropout: float = 0.0,
+):
+    TRACE_COUNTS["train_step"] += 1  # runs at trace time only
+    tasks = model.config.tasks
+    aug_key, drop_key = jax.random.split(key)
+    if augment:
+        batch = augment_batch(batch, aug_key, model.config.modalities)
+    if feature_dropout > 0 and model.config.uses_features and model.config.uses_images:
+        keep = jax.random.bernoulli(drop_key, 1.0 - feature_dropout, (batch["x"].shape[0], 1))
+        batch = {**batch, "x": jnp.where(keep, batch["x"], 0.0)}
+
+    def loss_fn(model):
+        logits, aux = model(batch)
+        losses = task_losses(logits, batch, pos_weight, tasks)
+        return combine_losses(losses, model, weighting, gn.weights[...]), (losses, aux["cls"])
+
+    (loss, (losses, cls)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    params = nnx.state(model, nnx.Param)
+    updates, opt_state = adamw(weight_decay).update(grads, opt_state, params)
+    updates = jax.tree.map(lambda u: lr * u, updates)
+    nnx.update(model, optax.apply_updates(params, updates))
+    if weighting == "gradnorm":
+        gradnorm_update(model, gn, batch, pos_weight, tasks, cls, losses)
+    return loss, losses, opt_state
+
+
+@nnx.jit
+def predict_step(model, batch):
+    TRACE_COUNTS["predict_step"] += 1
+    logits, _ = model(batch)
+    return {
+        t: (jax.nn.sigmoid(v[:, 0]) if v.shape[-1] == 1 else jax.nn.softmax(v, -1)) for t, v in logits.items()
+    }
+
+
+def predict(
+    model: FusionNet, data: FusionData, idx: np.ndarray, prep: FeaturePrep, batch_size: int = 64
+) -> dict[str, np.ndarray]:
+    """Patient-level probabilities for cases ``idx``: the mean over the views (positive-class probability
+    for a binary task (n,), class probabilities (n, K) otherwise)."""
+    model.eval()
+    V = data.ct.shape[1]
+    cases = np.repeat(idx, V)
+    views = np.tile(np.arange(V), len(idx))
+    out: dict[str, list] = {t: [] for t in model.config.tasks}
+    static = static_inputs(prep)
+    for start in range(0, len(cases), batch_size):
+        c, v = cases[start : start + batch_size], views[start : start + batch_size]
+        n = len(c)
+        batch = pad_batch({**model_inputs(data, prep, c, v), "w": np.ones(n, np.float32)}, batch_size)
+        batch.update(static)
+        probs = predict_step(model, jax.tree.map(jnp.asarray, batch))
+        for t, p in probs.items():
+            out[t].append(np.asarray(p)[:n])
+    result = {}
+    for t, parts in out.items():
+        p = np.concatenate(parts)
+        p = p.reshape(len(idx), V, *p.shape[1:]).mean(axis=1)
+        result[t] = p
+    model.train()
+    return result
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    on = y >= 0
+    if len(np.unique(y[on])) < 2:
+        return None
+    if p.ndim == 1:
+        return float(roc_auc_score(y[on], p[on]))
+    return float(roc_auc_score(y[on], p[on], multi_class="ovr"))
+
+
+def validation_auc(model, data, idx, prep, batch_size=64) -> dict[str, float | None]:
+    probs = predict(model, data, idx, prep, batch_size)
+    return {t: _auc(data.labels[t][idx], p) for t, p in probs.items()}
