@@ -114,6 +114,23 @@ def _stream_length(path: Path, offset: int, kind: str) -> int:
     return total
 
 
+def _gzip_length(path: Path, offset: int, expected: int) -> int:
+    """Decompressed length of a gzip stream, read from its trailer when it matches ``expected``.
+
+    The last 4 bytes of a gzip file hold the uncompressed size (mod 2^32); in a truncated file they are
+    arbitrary compressed bytes, so a match means the stream is complete (O(1), no decompression).
+    Otherwise the stream is decompressed to find where it ends (and to name the fault).
+    """
+    size = path.stat().st_size
+    if size - offset >= 18:  # smallest gzip member: 10-byte header + 8-byte trailer
+        with open(path, "rb") as fh:
+            fh.seek(size - 4)
+            trailer = int.from_bytes(fh.read(4), "little")
+        if trailer == expected % (1 << 32):
+            return expected
+    return _stream_length(path, offset, "gzip")
+
+
 def _nifti_expected(header: bytes, path: Path) -> int:
     for endian in "<>":
         (size,) = struct.unpack(endian + "i", header[:4])
@@ -147,7 +164,7 @@ def _check_nifti(path: Path, compressed: bool) -> None:
     if len(header) < 348:
         raise _fail(path, f"NIfTI header is incomplete ({len(header)} of 348 bytes)")
     expected = _nifti_expected(header, path)
-    have = _stream_length(path, 0, "gzip") if compressed else path.stat().st_size
+    have = _gzip_length(path, 0, expected) if compressed else path.stat().st_size
     if have < expected:
         raise _fail(path, f"voxel data is incomplete: {have} of {expected} bytes ({have / expected:.0%})")
 
@@ -197,7 +214,7 @@ def _check_nrrd(path: Path) -> None:
     if encoding in ("raw",):
         have = target.stat().st_size - offset
     elif encoding in ("gzip", "gz"):
-        have = _stream_length(target, offset, "gzip")
+        have = _gzip_length(target, offset, expected)
     elif encoding in ("bzip2", "bz2"):
         have = _stream_length(target, offset, "bz2")
     else:
