@@ -317,6 +317,13 @@ class CVResult:
         return pd.Series([f["auto_family"] for f in self.folds]).value_counts()
 
 
+def _library_versions() -> dict[str, str]:
+    """Versions of the code a cached fold depends on (part of its key)."""
+    from radfeat.utils.versions import library_versions
+
+    return library_versions("radfeat", "scikit-learn", "xgboost", "numpy", "scipy")
+
+
 def _key(
     data: Dataset, families, config: CVConfig, repeat: int, fold: int, tuner_name: str, fold_key: str = ""
 ) -> str:
@@ -330,6 +337,7 @@ def _key(
             "fold": fold,
             "tuner": tuner_name,
             "protocol": CACHE_PROTOCOL,
+            "libraries": _library_versions(),
             **({"fold_features": fold_key} if fold_key else {}),
         },
         sort_keys=True,

@@ -42,8 +42,8 @@ class HabitatFoldFeatures:
     def cache_key(self) -> str:
         """Hash of every case's input fingerprint, the settings habitats use and the code version."""
         from radfeat.case import input_fingerprint
-        from radfeat.providers.base import library_versions
         from radfeat.utils.hashing import stable_hash
+        from radfeat.utils.versions import library_versions
 
         used = {
             "habitats": self.settings.get("habitats"),

@@ -30,7 +30,7 @@ TABLE_VERSION = 2
 
 def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries a feature table depends on (its provenance)."""
-    from radfeat.providers.base import library_versions as versions
+    from radfeat.utils.versions import library_versions as versions
 
     return {
         "python": platform.python_version(),

@@ -18,7 +18,6 @@ built lazily in each worker and never pickled.
 
 from __future__ import annotations
 
-import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -27,23 +26,9 @@ from typing import Any
 
 from radfeat.errors import CaseFailure, RadfeatError
 from radfeat.utils.hashing import stable_hash
+from radfeat.utils.versions import library_versions
 
 __all__ = ["FeatureProvider", "stage", "library_versions"]
-
-
-@functools.cache
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def library_versions(*distributions: str) -> dict[str, str]:
-    """Installed versions of ``distributions`` (``"not installed"`` when absent)."""
-    return {dist: _version(dist) for dist in distributions}
 
 
 #: Heavy per-process state of providers (engines, models), keyed by (cache key, what).
