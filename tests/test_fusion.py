@@ -189,7 +189,7 @@ def test_no_signal_gives_chance_auc(tmp_path):
         s = s[s["y"] >= 0]
         auc = roc_auc(s["y"], s["score"], direction="<")
         assert auc.ci_lower <= 0.5 <= auc.ci_upper, (task, auc.auc, auc.ci_lower, auc.ci_upper)
-        assert auc.ci_upper - auc.ci_lower < 0.3  # an informative interval, not a vacuous one
+        assert auc.ci_upper - auc.ci_lower < 0.4  # an informative interval, not a vacuous one
 
 
 def test_ablation_table_compares_with_delong(signal_cv):

@@ -55,4 +55,35 @@ def test_permuted_labels_give_chance_auc(shared_data):
             oof[te] = model.predict_proba(standardised.iloc[te][chosen])[:, 1]
         leaky.append(roc_auc_score(data.y, oof))
     assert abs(np.mean(honest) - 0.5) <= 0.05, honest
-    assert np.mean(leaky) > np.mean(honest) + 0.03, (leaky, honest)
+    # On this correlated 293-case table the classic mistake gains only a few points on average, so
+    # the contrast is asserted repeat by repeat here; the large contrast is in the synthetic test below.
+    assert sum(lk > h for lk, h in zip(leaky, honest, strict=True)) >= 5, (leaky, honest)
+
+
+def test_selection_outside_the_folds_is_caught_on_pure_noise():
+    """60 cases × 1000 noise features: selecting 10 features on all cases before CV gives AUC > 0.7;
+    radfeat's nested CV (selection inside every training fold) stays near chance."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from models.data import load_dataset
+    from models.selection import UnivariateSelector
+
+    rng = np.random.default_rng(0)
+    n, p = 60, 1000
+    X = pd.DataFrame(
+        rng.normal(size=(n, p)), columns=[f"ct_tumour_original_firstorder_F{i}" for i in range(p)]
+    )
+    y = rng.permutation(np.r_[np.ones(30, int), np.zeros(30, int)])
+    data = load_dataset(X.assign(case_id=[f"C{i}" for i in range(n)], egfr=y), "egfr")
+    config = CVConfig(n_splits=5, n_repeats=1, inner_splits=3, inner_repeats=1)
+    honest = cross_validate(data, ["lr"], config).summary().loc["lr", "mean_auc"]
+    chosen = UnivariateSelector(k=10).fit(X, y).get_feature_names_out()
+    oof = np.zeros(n)
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(X.iloc[tr][chosen], y[tr])
+        oof[te] = model.predict_proba(X.iloc[te][chosen])[:, 1]
+    leaky = roc_auc_score(y, oof)
+    assert leaky > 0.7 and honest < 0.65 and leaky - honest > 0.2, (leaky, honest)
