@@ -48,8 +48,9 @@ __all__ = [
 
 AUTO = "auto"
 AUTO_SELECT = "auto_select"
-#: Bumped when what a cached fold holds changes (2: per-fold training thresholds).
-CACHE_PROTOCOL = 2
+#: Bumped when what a cached fold holds changes (2: per-fold training thresholds; 3: ``auto`` only
+#: when all its members were benchmarked).
+CACHE_PROTOCOL = 3
 
 
 @dataclass(frozen=True)
@@ -259,8 +260,8 @@ def _fold_task(
         else:  # an external tuner gave no inner predictions: plain best inner AUC
             chosen = max(best, key=lambda n: (best[n][0], -families.index(n)))
         predictions[AUTO_SELECT] = predictions[chosen]
-        members = [m for m in config.auto_members if m in predictions] or [chosen]
-        predictions[AUTO] = np.mean([predictions[m] for m in members], axis=0).tolist()
+        if all(m in best for m in config.auto_members):  # the soft vote only when its members ran
+            predictions[AUTO] = np.mean([predictions[m] for m in config.auto_members], axis=0).tolist()
     from models.thresholds import training_threshold
 
     return {

@@ -187,8 +187,11 @@ def load_dataset(
     cohort_column: str | None = "cohort",
     exclude: set[str] | None = None,
     name: str | None = None,
+    drop_missing: bool = False,
 ) -> Dataset:
     """Load a feature table (Parquet/CSV/gzip CSV or a DataFrame) as a :class:`Dataset`.
+
+    ``drop_missing`` drops the cases without a label (the count is in ``notes``) instead of refusing.
 
     Parameters
     ----------
@@ -241,7 +244,19 @@ def load_dataset(
     if label in table.columns and not pd.api.types.is_numeric_dtype(table[label]):
         lab = table[label].astype("string").str.strip()
         table[label] = lab.where(~lab.str.lower().isin(MISSING_TOKENS).fillna(True))
+    unlabelled = table[label].isna().to_numpy()
+    if drop_missing and unlabelled.any():
+        keep = ~unlabelled
+        notes.append(
+            f"{int(unlabelled.sum())} case(s) without a {label!r} label dropped (--drop-missing): "
+            + ", ".join(map(str, ids[unlabelled][:10]))
+            + (" …" if unlabelled.sum() > 10 else "")
+        )
+        table, X, ids = table.loc[keep].reset_index(drop=True), X.loc[keep].reset_index(drop=True), ids[keep]
+    n_levels = table[label].dropna().astype(str).nunique()
     y, pos = binary_labels(table[label], positive)
+    if n_levels > 2:
+        notes.append(f"label {label!r} has {n_levels} classes: {pos!r} against all others (one-vs-rest)")
     return Dataset(
         X=X.reset_index(drop=True),
         y=y,

@@ -7,7 +7,8 @@ Rule (:func:`encode_binary`):
   guesses which class a sensitivity refers to;
 * missing values are refused (classical benchmark) or coded ``-1`` with ``allow_missing`` (the fusion
   network's multi-task loss masks them);
-* more than two levels are refused (one-vs-rest is the user's explicit choice of ``positive``).
+* more than two levels: refused, unless ``positive`` names one of them — then one-vs-rest (that class
+  against all others, the negative class named ``"not <positive>"``).
 
 Codes: 1 = positive, 0 = negative, -1 = missing.
 """
@@ -61,10 +62,21 @@ def encode_binary(
     name = name or (str(s.name) if s.name is not None else "label")
     missing = s.isna().to_numpy()
     if missing.any() and not allow_missing:
-        raise ValueError(f"label {name!r} has {int(missing.sum())} missing value(s); drop those cases first")
+        raise ValueError(
+            f"label {name!r} has {int(missing.sum())} missing value(s); drop those cases first "
+            "(radfeat benchmark --drop-missing drops them and prints how many)"
+        )
     present = s[~missing]
     numeric = pd.api.types.is_numeric_dtype(present)
     levels = sorted({_text(v) for v in present}, key=lambda v: (float(v), v) if numeric else (0, v))
+    if len(levels) > 2 and positive is not None and _text(positive) in levels:
+        # One-vs-rest, because the user named the positive class explicitly.
+        positive = _text(positive)
+        codes = np.full(len(s), -1, dtype=np.int32)
+        text = np.array([_text(v) for v in s.to_numpy()], dtype=object)
+        codes[~missing] = (text[~missing] == positive).astype(np.int32)
+        rest = "not " + positive
+        return LabelEncoding(codes, [rest, positive], positive)
     if len(levels) != 2:
         raise ValueError(
             f"label {name!r} must have exactly two classes, found {levels[:6]}"

@@ -64,7 +64,8 @@ def extract_case(row: dict[str, Any], settings: dict[str, Any], providers=None) 
 
 @dataclass
 class ExtractionResult:
-    """The written table, the failures file (if any) and the run summary."""
+    """The written table, the failures file (if any) and the run summary. After an interruption
+    (``summary.interrupted``) nothing is written: ``table`` holds the finished cases only."""
 
     table_path: Path
     failures_path: Path | None
@@ -175,6 +176,9 @@ def extract_table(
             "train_ids": model.train_ids_,
             "fingerprint": model.fingerprint(),
         }
+    if summary.interrupted:
+        # Never a partial table under the final name: finished cases are in the cache, a rerun resumes.
+        return ExtractionResult(out_path, None, summary, table)
     write_table(table, out_path, provenance)
     failures = write_failures(summary.failures, out_path.with_name(out_path.name + ".failures.csv"))
     return ExtractionResult(out_path, failures, summary, table)

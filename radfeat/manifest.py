@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 
 from radfeat.errors import (
     ImageReadError,
@@ -197,6 +198,7 @@ def validate_manifest(
     *,
     check_images: bool = True,
     geometry_tolerance: float = 1e-3,
+    min_roi_voxels: int = 8,
 ) -> ValidationReport:
     """Check a manifest and every file it names; return all problems found (never stops early).
 
@@ -210,6 +212,9 @@ def validate_manifest(
         Read image headers and masks (False: only file existence and ids).
     geometry_tolerance : float, default=1e-3
         Relative tolerance (× spacing) for origin/spacing and absolute for direction cosines.
+    min_roi_voxels : int, default=8
+        A tumour with fewer voxels gets a warning (the radiomics settings' ``minimumROISize``: such a
+        case fails in extraction).
     """
     try:
         manifest = load_manifest(path)
@@ -249,13 +254,13 @@ def validate_manifest(
                     "case ids must be unique; rename or drop the duplicate rows",
                 )
             )
-        for problem in _check_row(row, rownum, label, check_images, geometry_tolerance):
+        for problem in _check_row(row, rownum, label, check_images, geometry_tolerance, min_roi_voxels):
             add(problem)
     return report
 
 
 def _check_row(
-    row: pd.Series, rownum: int, default_label: int, check_images: bool, tol: float
+    row: pd.Series, rownum: int, default_label: int, check_images: bool, tol: float, min_roi: int = 8
 ) -> list[Problem]:
     case = row["case_id"] or None
     problems: list[Problem] = []
@@ -318,7 +323,17 @@ def _check_row(
         if mask_col not in headers:
             continue
         try:
-            read_mask(present[mask_col], label, case_id=case)
+            roi = read_mask(present[mask_col], label, case_id=case)
+            n_voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(roi)))
+            if n_voxels < min_roi:
+                problem(
+                    mask_col,
+                    "small_roi",
+                    f"the tumour has {n_voxels} voxel(s), fewer than the minimum ROI size {min_roi}",
+                    "check the segmentation (and the mask label); radiomics needs a larger ROI, so this "
+                    "case will fail in extraction",
+                    severity="warning",
+                )
         except MaskError as exc:
             code = "empty_mask" if "empty" in exc.message else "mask_label_absent"
             if "non-integer" in exc.message:

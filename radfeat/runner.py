@@ -320,7 +320,20 @@ def run_cases(
             tasks.append({"row": row, "todo": todo, "cache": str(cache.folder), "settings": settings or {}})
         elif failed_cached:
             summary.n_cached_failed += 1
-            cached_status.append({"case_id": case, "cached": True, "ok": False})
+            record = next(
+                r
+                for r in (cache.load_failure(case, p.name, keys[case][p.name]) for p in providers)
+                if r is not None
+            )
+            cached_status.append(
+                {
+                    "case_id": case,
+                    "cached": True,
+                    "ok": False,
+                    "stage": record.get("stage"),
+                    "error": record.get("error"),
+                }
+            )
         else:
             summary.n_cached += 1
             cached_status.append({"case_id": case, "cached": True, "ok": True})

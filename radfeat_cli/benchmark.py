@@ -22,6 +22,9 @@ def benchmark(
     table: Path = typer.Argument(..., help="Feature table (radfeat Parquet/CSV, or a foreign CSV)."),
     label: str = typer.Option(..., "--label", help="Outcome column, e.g. egfr."),
     positive: str | None = typer.Option(None, help="Positive class for a string label (e.g. squamous)."),
+    drop_missing: bool = typer.Option(
+        False, "--drop-missing", help="Drop cases without a label (the count is printed) instead of refusing."
+    ),
     families: str = typer.Option(
         "lr,svm_linear,svm_rbf,rf,et,xgb,knn,nb,lda", help="Comma-separated families."
     ),
@@ -78,7 +81,7 @@ def benchmark(
             n_jobs=jobs,
             random_state=seed,
         )
-        data = load_dataset(table, label, positive=positive)
+        data = load_dataset(table, label, positive=positive, drop_missing=drop_missing)
         if no_habitat_columns:
             from models.leakage import habitat_columns
 
@@ -165,12 +168,21 @@ def benchmark(
     out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
 
 
+def _is_storage_error(exc: BaseException) -> bool:
+    """SQLAlchemy / database-driver / journal-file errors raised while opening a study's storage."""
+    module = type(exc).__module__.split(".")[0]
+    return module in ("sqlalchemy", "psycopg2", "sqlite3") or isinstance(exc, (OSError, ValueError))
+
+
 @app.command()
 def tune(
     table: Path = typer.Argument(..., help="Feature table (radfeat Parquet/CSV, or a foreign CSV)."),
     label: str = typer.Option(..., "--label", help="Outcome column, e.g. egfr."),
     family: str = typer.Option("xgb", "--family", help="Model family to tune (see `radfeat benchmark`)."),
     positive: str | None = typer.Option(None, help="Positive class for a string label."),
+    drop_missing: bool = typer.Option(
+        False, "--drop-missing", help="Drop cases without a label (the count is printed) instead of refusing."
+    ),
     trials: int = typer.Option(100, "--trials", min=1, help="Total trials of the study (all workers)."),
     storage: str | None = typer.Option(
         None,
@@ -218,7 +230,7 @@ def tune(
         from models.zoo import get_family
 
         get_family(family)
-        data = load_dataset(table, label, positive=positive)
+        data = load_dataset(table, label, positive=positive, drop_missing=drop_missing)
     except ValueError as exc:
         error(exc)
         raise typer.Exit(EXIT_USAGE) from None
@@ -250,6 +262,15 @@ def tune(
             )
         except StudyMismatchError as exc:
             error(exc)
+            raise typer.Exit(EXIT_USAGE) from None
+        except Exception as exc:  # noqa: BLE001 - storage URL, driver or server problems
+            if not _is_storage_error(exc):
+                raise
+            error(
+                f"cannot open the Optuna storage {storage or '(default sqlite in ' + str(output) + ')'}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}. Hint: give sqlite:///path/file.db (its "
+                "folder must exist), journal:<file>, or a reachable postgresql+psycopg2://user@host/db"
+            )
             raise typer.Exit(EXIT_USAGE) from None
     out.print(
         f"study {result.study_name} ({result.storage}): {result.n_complete} complete, "

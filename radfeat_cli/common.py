@@ -5,6 +5,8 @@ Exit codes: 0 success; 1 some cases are unusable or failed (data problem); 2 usa
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
@@ -26,9 +28,19 @@ err = Console(stderr=True)
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 
+#: ``radfeat --debug``: show the traceback of a handled error instead of only its one-line message.
+DEBUG = {"on": False}
+
+
 def error(message) -> None:
-    """An error line on stderr, never wrapped or cut (it names the case, the file and the fix)."""
+    """An error line on stderr, never wrapped or cut (it names the case, the file and the fix).
+
+    With ``radfeat --debug``, called while an exception is being handled, re-raises it so the full
+    traceback is shown.
+    """
     typer.echo(str(message), err=True)
+    if DEBUG["on"] and sys.exc_info()[1] is not None:
+        raise  # noqa: PLE0704 - the exception being handled by the caller
 
 
 def print_report(report) -> None:
@@ -46,14 +58,19 @@ def print_report(report) -> None:
 def report_extraction(result) -> None:
     """Print where the table went; exit 1 (listing them) when cases failed, 130 when interrupted."""
     summary = result.summary
-    out.print(
-        f"table: {result.table_path} ({len(result.table)} cases × {len(result.table.columns)} columns; "
-        f"{summary.n_cached} from cache, {summary.seconds:.1f} s)",
-        markup=False,
-    )
     if summary.interrupted:
-        err.print("interrupted: finished cases are cached; rerun the same command to resume")
+        error(
+            f"interrupted: {summary.n_done} of {summary.n_cases} cases are finished and cached; no table was "
+            f"written to {result.table_path}. Rerun the same command to resume."
+        )
         raise typer.Exit(130)
+    cached = f"{summary.n_cached} from cache"
+    if summary.n_cached_failed:
+        cached += f", {summary.n_cached_failed} failed in an earlier run (--retry-failed to retry)"
+    typer.echo(
+        f"table: {result.table_path} ({len(result.table)} cases × {len(result.table.columns)} columns; "
+        f"{cached}, {summary.seconds:.1f} s)"
+    )
     if result.failures_path:
         err.print(f"{len(summary.failures)} case(s) failed; see {result.failures_path}", markup=False)
         for f in summary.failures[:10]:

@@ -18,7 +18,7 @@ import typer
 
 from radfeat import __version__
 from radfeat_cli import benchmark, demo, habitats, tables, train
-from radfeat_cli.common import out
+from radfeat_cli.common import DEBUG, out
 
 __all__ = ["app", "main"]
 
@@ -42,8 +42,12 @@ def _main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks of errors (normally one line with the fix)."
+    ),
 ) -> None:
     """PET/CT radiomics feature tables, model benchmarks, statistics and a fusion network."""
+    DEBUG["on"] = debug
 
 
 for module in (tables, benchmark, train, demo):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from radfeat.errors import RadfeatError
+from radfeat.errors import ManifestError, RadfeatError
 from radfeat_cli.common import (
     EXIT_DATA,
     EXIT_OK,
@@ -63,9 +63,22 @@ def validate(
     ),
 ) -> None:
     """Check a manifest and every file it names; report all problems at once."""
-    from radfeat.manifest import validate_manifest
+    from radfeat.manifest import load_manifest, validate_manifest
 
-    report = validate_manifest(manifest, label, check_images=not headers_only)
+    try:
+        load_manifest(manifest)  # the manifest itself (file, columns): a usage error, exit 2
+    except ManifestError as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    from radfeat.settings import load_settings
+
+    ct_settings = (load_settings().get("ct") or {}).get("setting") or {}
+    report = validate_manifest(
+        manifest,
+        label,
+        check_images=not headers_only,
+        min_roi_voxels=int(ct_settings.get("minimumROISize") or 2),
+    )
     if json_out:
         sys.stdout.write(report.to_json() + "\n")
     else:
@@ -116,6 +129,9 @@ def extract(
                 progress=progress,
                 habitat_model=habitats,
             )
+    except ManifestError as exc:  # the manifest file itself is missing or malformed
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
     except (RadfeatError, FileNotFoundError) as exc:
         error(exc)
         raise typer.Exit(EXIT_DATA) from None

@@ -17,6 +17,34 @@ from radfeat_cli.common import (
 app = typer.Typer()
 
 
+def _check_folds(manifest: Path, table: Path | None, tasks, positive: dict, folds: int) -> None:
+    """Refuse, before any patch is extracted, more folds than the rarest class of the first task has
+    cases (stratified splits need one per fold); suggest the largest feasible ``--folds``."""
+    import pandas as pd
+
+    from models.labels import encode_binary
+    from radfeat.manifest import load_manifest
+
+    rows = load_manifest(manifest).table
+    source = rows
+    if tasks and tasks[0] not in rows.columns and table is not None:
+        from radfeat.table import read_table
+
+        source = read_table(table).reset_index()
+    if not tasks or tasks[0] not in source.columns:
+        return  # build_fusion_data names the missing label
+    codes = encode_binary(
+        pd.Series(source[tasks[0]].to_numpy(), name=tasks[0]), positive.get(tasks[0]), allow_missing=True
+    ).codes
+    rarest = int(min((codes == 0).sum(), (codes == 1).sum()))
+    if folds > rarest:
+        raise ValueError(
+            f"--folds {folds} needs at least {folds} cases of each {tasks[0]!r} class; the rarest class has "
+            f"{rarest}. Hint: use --folds {max(rarest, 2)}"
+            + (" (or add cases)" if rarest >= 2 else "; this cohort is too small to cross-validate")
+        )
+
+
 @app.command()
 def train(
     manifest: Path = typer.Argument(..., help="Cohort manifest (images, masks, labels)."),
@@ -60,6 +88,7 @@ def train(
         model_cfg, train_cfg = PRESETS[preset]
         train_cfg = replace(train_cfg, seed=seed, **({"epochs": epochs} if epochs else {}))
         group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
+        _check_folds(manifest, table, task_list, pos, folds)
         data = build_fusion_data(manifest, table, tasks=task_list, positive=pos, groups=group_list, jobs=jobs)
         baseline_data = None
         if baseline:

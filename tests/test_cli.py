@@ -44,3 +44,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "feature table" in result.stdout
     report = (tmp_path / "demo" / "benchmark" / "report.md").read_text()
     assert "auto" in report and "DeLong" in report
+    # Headline numbers, not only paths: every family and fusion variant with its AUC and CI.
+    assert "headline numbers" in result.stdout
+    results = pd.read_csv(tmp_path / "demo" / "benchmark" / "results.csv")
+    xgb = results.set_index("family").loc["xgb"]
+    assert f"AUC {xgb.auc_oof:.2f} ({xgb.auc_ci_low:.2f}–{xgb.auc_ci_high:.2f})" in result.stdout
+    assert "fusion full" in result.stdout
+    assert "benchmark: nested CV" in result.output and "fusion network: 2-fold CV" in result.output

@@ -70,6 +70,35 @@ def check_supported(params: Mapping[str, Any]) -> None:
                 )
 
 
+def _schema_settings() -> set[str]:
+    import os
+
+    import radiomics
+    import yaml
+
+    schema = os.path.join(os.path.dirname(radiomics.__file__), "schemas", "paramSchema.yaml")
+    with open(schema) as fh:
+        return set(yaml.safe_load(fh)["mapping"]["setting"]["mapping"])
+
+
+def check_setting_names(params: Mapping[str, Any]) -> None:
+    """Unknown setting names fail with the closest valid name (instead of raw schema-validator output)."""
+    import difflib
+
+    valid = _schema_settings()
+    blocks = [("setting", params.get("setting") or {})]
+    blocks += [(f"imageType {n}", c or {}) for n, c in (params.get("imageType") or {}).items()]
+    for where, block in blocks:
+        for key in block:
+            if key not in valid:
+                close = difflib.get_close_matches(key, sorted(valid), n=1)
+                raise ValueError(
+                    f"{where}: {key!r} is not a pyradiomics setting"
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                    + f" Valid settings: {', '.join(sorted(valid))}"
+                )
+
+
 def make_extractor(params: Mapping[str, Any]):
     """A pyradiomics extractor from a parameter dict (imageType / featureClass / setting).
 
@@ -80,6 +109,7 @@ def make_extractor(params: Mapping[str, Any]):
     from radiomics import featureextractor
 
     check_supported(params)
+    check_setting_names(params)
 
     radiomics.setVerbosity(logging.ERROR)  # pyradiomics logs per-feature notes at WARNING
     try:
