@@ -188,10 +188,14 @@ def load_dataset(
     exclude: set[str] | None = None,
     name: str | None = None,
     drop_missing: bool = False,
+    clinical: list[str] | None = None,
 ) -> Dataset:
     """Load a feature table (Parquet/CSV/gzip CSV or a DataFrame) as a :class:`Dataset`.
 
     ``drop_missing`` drops the cases without a label (the count is in ``notes``) instead of refusing.
+    ``clinical`` names clinical covariate columns (e.g. ``age``, ``sex``, ``smoking``): numeric ones
+    become ``clin_<name>``, text ones one-hot ``clin_<name>_<level>`` (first level dropped); only the
+    ``clinical`` and ``combined`` baselines use them.
 
     Parameters
     ----------
@@ -236,6 +240,8 @@ def load_dataset(
 
     required = set(features or []) | set(feature_columns(table[cols])) if cols else set()
     X, dropped, notes = parse_numeric_columns(table, cols, required=required, ids=ids)
+    if clinical:
+        X = pd.concat([X, clinical_columns(table, clinical)], axis=1)
     if X.shape[1] == 0:
         raise ValueError(
             "no numeric feature columns found; pass features=[...]"
@@ -272,6 +278,28 @@ def load_dataset(
         notes=notes,
         provenance=provenance,
     )
+
+
+def clinical_columns(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Clinical covariates as ``clin_*`` columns: numbers kept, text one-hot (first level dropped)."""
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        raise ValueError(
+            f"clinical column(s) {missing} not in the table; columns include {list(table.columns)[:12]}"
+        )
+    parts = []
+    for name in names:
+        values = table[name]
+        if pd.api.types.is_numeric_dtype(values):
+            parts.append(values.astype(float).rename(f"clin_{name}").reset_index(drop=True))
+            continue
+        text = values.astype("string").str.strip()
+        text = text.where(~text.str.lower().isin(MISSING_TOKENS).fillna(True))
+        levels = sorted(text.dropna().unique().tolist())
+        for level in levels[1:]:
+            column = (text == level).astype(float).where(text.notna())
+            parts.append(column.rename(f"clin_{name}_{level}").reset_index(drop=True))
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(table)))
 
 
 def load_radmlbench(path: str | Path) -> Dataset:

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 SELECTORS = ("none", "anova", "mannwhitney", "mrmr", "l1", "model")
+#: Prefix of clinical covariate columns (``load_dataset(clinical=[...])`` creates them).
+CLINICAL_PREFIX = "clin_"
 
 
 def _selector(name: str, k: int, random_state: int):
@@ -163,9 +165,19 @@ class Family:
         self, params: dict | None, random_state: int = 0, feature_names: list[str] | None = None
     ) -> Pipeline:
         p = {**self.default, **(params or {})}
-        columns = self.columns(feature_names or []) if self.columns else None
+        names = list(feature_names or [])
+        columns = self.columns(names) if self.columns else None
         if self.columns is not None and not columns:
-            raise ValueError(f"family {self.name!r}: none of its columns are in the table")
+            hint = (
+                "; the clinical baseline uses clin_* columns: name the clinical columns with "
+                "--clinical age,sex,smoking (models.data.load_dataset(clinical=[...]))"
+                if self.name in ("clinical", "combined")
+                else ""
+            )
+            raise ValueError(f"family {self.name!r}: none of its columns are in the table{hint}")
+        if self.columns is None and any(n.startswith(CLINICAL_PREFIX) for n in names):
+            # A radiomics family never sees the clinical covariates (the `combined` baseline does).
+            columns = [n for n in names if not n.startswith(CLINICAL_PREFIX)]
         return build_pipeline(
             self.make_model(p, random_state),
             select=p.get("select", "anova"),

@@ -26,7 +26,9 @@ def benchmark(
         False, "--drop-missing", help="Drop cases without a label (the count is printed) instead of refusing."
     ),
     families: str = typer.Option(
-        "lr,svm_linear,svm_rbf,rf,et,xgb,knn,nb,lda", help="Comma-separated families."
+        "lr,svm_linear,svm_rbf,rf,et,xgb,knn,nb,lda",
+        help="Comma-separated model families (lr, svm = svm_linear + svm_rbf, rf, et, xgb, knn, nb, lda) and "
+        "baselines (suvmax: pet_tumour_suv_SUVmax alone; clinical: clin_* columns; combined).",
     ),
     cv: str = typer.Option("5x10", "--cv", help="Outer folds x repeats."),
     nested: bool = typer.Option(True, "--nested/--no-nested", help="Tune in an inner CV (default) or not."),
@@ -46,6 +48,11 @@ def benchmark(
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage for --tuner optuna (default sqlite in the output folder)."
     ),
+    clinical: str | None = typer.Option(
+        None,
+        "--clinical",
+        help="Clinical covariate columns for the clinical / combined baselines, e.g. age,sex,smoking.",
+    ),
     no_habitat_columns: bool = typer.Option(
         False, "--no-habitat-columns", help="Drop the table's habitat columns (hab_*, ct_hab*, pet_hab*)."
     ),
@@ -59,9 +66,12 @@ def benchmark(
         "--reference",
         help="Comparator declared in advance for the DeLong p-values (default: suvmax when benchmarked).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; log lines only."),
 ) -> None:
-    """Compare model families with honest (nested) repeated CV; write a report with figures."""
+    """Compare model families with honest (nested) repeated CV; write a report with figures.
+
+    Example: radfeat benchmark features.parquet --label egfr --families lr,rf,xgb,suvmax --cv 5x10 -o results/
+    """
     from models.cv import CVConfig, cross_validate
     from models.data import load_dataset
     from models.report import write_report
@@ -81,7 +91,10 @@ def benchmark(
             n_jobs=jobs,
             random_state=seed,
         )
-        data = load_dataset(table, label, positive=positive, drop_missing=drop_missing)
+        clinical_names = [c.strip() for c in (clinical or "").split(",") if c.strip()]
+        data = load_dataset(
+            table, label, positive=positive, drop_missing=drop_missing, clinical=clinical_names or None
+        )
         if no_habitat_columns:
             from models.leakage import habitat_columns
 
@@ -91,7 +104,7 @@ def benchmark(
         from models.zoo import get_family
 
         for n in names:
-            get_family(n)
+            get_family(n).build(None, seed, list(data.X.columns))  # fails now if its columns are absent
         if reference is not None and reference not in names:
             raise ValueError(f"--reference {reference!r} must be one of the benchmarked families {names}")
         if tuner not in ("grid", "optuna"):
@@ -200,10 +213,13 @@ def tune(
     heartbeat: int = typer.Option(30, "--heartbeat-interval", min=1, help="Seconds between heartbeats."),
     grace: int = typer.Option(90, "--grace-period", min=2, help="A trial silent this long (s) is retried."),
     output: Path = typer.Option(Path("tune_results"), "--output", "-o", help="Artefacts folder."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; log lines only."),
 ) -> None:
     """Tune one family's hyper-parameters in a persistent Optuna study (resumes; several workers may
-    share a storage); write best parameters, the trial table and figures."""
+    share a storage); write best parameters, the trial table and figures.
+
+    Example: radfeat tune features.parquet --label egfr --family xgb --trials 200 --storage journal:s.journal
+    """
     import optuna
 
     from models.data import load_dataset

@@ -131,12 +131,16 @@ def benchmark_families(table, out_dir: Path, jobs: int = 2) -> Path:
 
 @app.command()
 def demo(
-    out_dir: Path = typer.Option(Path("radfeat_demo"), "--out", help="Output folder."),
+    out_dir: Path = typer.Option(Path("radfeat_demo"), "--output", "-o", "--out", help="Output folder."),
     cases: int = typer.Option(24, "--cases", "-n", min=4, help="Number of synthetic patients."),
     seed: int = typer.Option(0, help="Random seed."),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Worker processes."),
 ) -> None:
-    """Synthesise a PET/CT cohort and run every radfeat stage on it; print where results went."""
+    """Synthesise a PET/CT cohort and run every stage on it: validation, feature table, model-family
+    benchmark and a small fusion-network run; print the outputs and the headline AUCs.
+
+    Example: radfeat demo -o radfeat_demo -n 24
+    """
     err.print(f"radfeat demo: {cases} synthetic PET/CT cases → {out_dir}")
     with Progress(quiet=False) as progress:
         result = run_demo(

@@ -29,9 +29,12 @@ def habitats_fit(
     train_ids: str | None = typer.Option(None, "--train-ids", help="Comma-separated training case ids."),
     cohort: str | None = typer.Option(None, "--cohort", help="Use the cases of this `cohort` value."),
     settings: Path | None = typer.Option(None, "--settings", help="YAML settings (habitats block)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (threads capped at 1 each)."),
 ) -> None:
-    """Fit the population habitat model on the training cases only (no other case is read)."""
+    """Fit the population habitat model on the training cases only (no other case is read).
+
+    Example: radfeat habitats fit cohort/manifest.csv --cohort train -o habitat_model/
+    """
     from radfeat.habitats import fit_habitat_model, model_summary
     from radfeat.manifest import load_manifest
     from radfeat.settings import load_settings
@@ -68,14 +71,19 @@ def habitats_fit(
 def habitats_apply(
     manifest: Path = typer.Argument(..., help="Cohort manifest."),
     model: Path = typer.Option(..., "--model", help="Fitted habitat model folder."),
-    output: Path = typer.Option(Path("habitat_features.parquet"), "--output", "-o"),
+    output: Path = typer.Option(
+        Path("habitat_features.parquet"), "--output", "-o", help="Habitat feature table (.parquet or .csv)."
+    ),
     settings: Path | None = typer.Option(None, "--settings", help="YAML settings (radiomics sets)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1),
-    force: bool = typer.Option(False, "--force"),
-    retry_failed: bool = typer.Option(False, "--retry-failed"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (threads capped at 1 each)."),
+    force: bool = typer.Option(False, "--force", help="Recompute every case, ignoring the cache."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute cases that failed before."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; log lines only."),
 ) -> None:
-    """Apply a fitted habitat model: label maps (NIfTI) and habitat features for every case."""
+    """Apply a fitted habitat model: label maps (NIfTI) and habitat features for every case.
+
+    Example: radfeat habitats apply cohort/manifest.csv --model habitat_model/ -o habitats.parquet
+    """
     from radfeat.extract import extract_table
     from radfeat.habitats import labels_dir_for
     from radfeat.settings import load_settings

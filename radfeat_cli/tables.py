@@ -36,7 +36,10 @@ def synth(
     ),
     pet_format: str = typer.Option("nifti", help="nifti (SUV volumes) or dicom (BQML series)."),
 ) -> None:
-    """Write a synthetic PET/CT cohort (NIfTI + manifest.csv) with planted label–phenotype links."""
+    """Write a synthetic PET/CT cohort (NIfTI + manifest.csv) with planted label–phenotype links.
+
+    Example: radfeat synth cohort/ -n 40 --seed 0 --signal 1.0
+    """
     from radfeat.synth import make_cohort
 
     if pet_format not in ("nifti", "dicom"):
@@ -62,7 +65,10 @@ def validate(
         False, "--headers-only", help="Only check ids and file existence (no image reading)."
     ),
 ) -> None:
-    """Check a manifest and every file it names; report all problems at once."""
+    """Check a manifest and every file it names; report all problems at once.
+
+    Example: radfeat validate cohort/manifest.csv --json
+    """
     from radfeat.manifest import load_manifest, validate_manifest
 
     try:
@@ -102,7 +108,10 @@ def extract(
         None, "--habitats", help="Fitted habitat model folder: join habitat features into the table."
     ),
 ) -> None:
-    """Extract CT/PET radiomics and PET descriptors for every case into one feature table."""
+    """Extract CT/PET radiomics and PET descriptors for every case into one feature table.
+
+    Example: radfeat extract cohort/manifest.csv -o features.parquet --jobs 2
+    """
     from radfeat.settings import dump_settings, load_settings
 
     try:
@@ -140,7 +149,10 @@ def extract(
 
 @app.command()
 def info(table: Path = typer.Argument(..., help="A radfeat feature table.")) -> None:
-    """Print a table's provenance: versions, settings hash, cases, feature counts."""
+    """Print a table's provenance: versions, settings hash, cases, feature counts.
+
+    Example: radfeat info features.parquet
+    """
     from radfeat.table import feature_columns, read_provenance, read_table
 
     if not table.exists():

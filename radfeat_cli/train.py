@@ -60,17 +60,22 @@ def train(
         "none", "--ablation", help="'all', 'none' or a list, e.g. ct_only,concat_fusion."
     ),
     baseline: bool = typer.Option(False, "--baseline/--no-baseline", help="Add the EGFR-DLS-like CNN."),
-    folds: int = typer.Option(5, "--folds", min=2),
-    repeats: int = typer.Option(1, "--repeats", min=1),
+    folds: int = typer.Option(5, "--folds", min=2, help="Outer cross-validation folds (patient level)."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Repeats of the outer CV with new splits."),
     preset: str = typer.Option("default", "--preset", help="tiny, small or default."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
     seed: int = typer.Option(0, help="Seed of splits, initialisation, shuffling and augmentation."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Processes for patch extraction."),
-    output: Path = typer.Option(Path("fusion_runs"), "--output", "-o"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    output: Path = typer.Option(
+        Path("fusion_runs"), "--output", "-o", help="Results folder (tables, figures, predictions)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch log lines."),
 ) -> None:
     """Train and cross-validate the PET/CT fusion network (both tasks), its ablations and baseline;
-    write the results table, ROC figures and Grad-CAM overlays."""
+    write the results table, ROC figures and Grad-CAM overlays.
+
+    Example: radfeat train cohort/manifest.csv --table features.parquet --ablation all --baseline -o runs/
+    """
     from dataclasses import replace
 
     try:

@@ -165,3 +165,42 @@ def test_labels_missing_or_with_three_classes(tmp_path):
     ovr = load_dataset(frame, "histology", positive="squamous")
     assert ovr.y.sum() == (frame["histology"] == "squamous").sum()
     assert any("one-vs-rest" in n for n in ovr.notes)
+
+
+def test_clinical_baseline_from_named_clinical_columns(tmp_path, cohort):
+    """The synthetic cohort's clinical columns are age, sex and smoking (no clin_ prefix)."""
+    rng = np.random.default_rng(1)
+    manifest = pd.read_csv(cohort)
+    frame = pd.concat([manifest] * 5, ignore_index=True)
+    frame["case_id"] = [f"P{i:02d}" for i in range(len(frame))]
+    frame["egfr"] = rng.integers(0, 2, len(frame))
+    frame["ct_tumour_original_firstorder_Mean"] = rng.normal(size=len(frame))
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    args = [
+        "benchmark",
+        str(path),
+        "--label",
+        "egfr",
+        "--families",
+        "lr,clinical",
+        "--cv",
+        "2x1",
+        "--no-nested",
+    ]
+    refused = runner.invoke(app, [*args, "-o", str(tmp_path / "a"), "-q"])
+    assert refused.exit_code == 2 and "--clinical age,sex,smoking" in _one_line(refused)
+    ok = runner.invoke(app, [*args, "--clinical", "age,sex,smoking", "-o", str(tmp_path / "b"), "-q"])
+    assert ok.exit_code == 0, ok.output
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "`clinical`: `clin_age`" in report and "clin_sex_" in report
+
+
+def test_radiomics_families_never_see_clinical_columns():
+    from models.zoo import get_family
+
+    names = ["ct_tumour_original_firstorder_Mean", "clin_age", "clin_sex_M"]
+    lr = get_family("lr").build(None, 0, names)
+    assert list(lr.named_steps["columns"].columns) == ["ct_tumour_original_firstorder_Mean"]
+    combined = get_family("combined").build(None, 0, names)
+    assert set(combined.named_steps["columns"].columns) == set(names)
