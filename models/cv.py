@@ -289,6 +289,7 @@ class CVResult:
     dataset: str
     label: str
     feature_names: list[str] = field(default_factory=list)
+    positive: str = "1"
 
     def auc_per_repeat(self) -> pd.DataFrame:
         """AUC pooled over the outer test folds of each repeat (rows: repeat, columns: family)."""
@@ -455,7 +456,7 @@ def cross_validate(
         rows, columns=["family", "repeat", "fold", "case_id", "y", "score", "threshold"]
     )
     folds = [results[k] for k in sorted(results)]
-    return CVResult(predictions, folds, config, data.name, data.label, list(data.X.columns))
+    return CVResult(predictions, folds, config, data.name, data.label, list(data.X.columns), data.positive)
 
 
 def external_validation(

@@ -63,28 +63,38 @@ def plot_roc(
 ) -> plt.Figure:
     """ROC curves of several models on one plot; legend "name: AUC 0.88 (0.81–0.95)" (DeLong CI).
 
-    The shaded band is a stratified-bootstrap CI of sensitivity at each false-positive rate.
+    The shaded band is a stratified-bootstrap CI of sensitivity at each false-positive rate, drawn for
+    the first model only (several overlapping bands merge into one blob; ``ci_band="all"`` draws
+    every band). Curves cycle through line styles, so identical curves stay visible.
     """
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 5))
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 5.5))
     grid = np.linspace(0, 1, 101)
-    for name, s in scores.items():
+    styles = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+    y = np.asarray(y_true)
+    for k, (name, s) in enumerate(scores.items()):
         res = st.roc_auc(y_true, s)
         fpr, tpr = _roc_curve(y_true, s)
         order = np.lexsort((tpr, fpr))
         (line,) = ax.plot(
             fpr[order],
             tpr[order],
-            lw=1.8,
+            lw=2.2 if k == 0 else 1.6,
+            ls=styles[k % len(styles)],
+            zorder=3 + k,  # later (thinner, dashed) curves on top: identical curves stay visible
             label=f"{name}: AUC {res.auc:.2f} ({res.ci_lower:.2f}–{res.ci_upper:.2f})",
         )
-        if ci_band:
+        if ci_band and (k == 0 or ci_band == "all"):
             lo, hi = _sensitivity_band(y_true, s, grid, n_boot, conf_level, random_state)
-            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+            ax.fill_between(
+                grid, lo, hi, color=line.get_color(), alpha=0.15, lw=0, zorder=1,
+                label=f"{round(100 * conf_level)}% bootstrap band of {name}",
+            )  # fmt: skip
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
     ax.set(xlabel="1 − specificity", ylabel="Sensitivity", xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
-    ax.legend(loc="lower right", fontsize=8, title=f"AUC ({round(100 * conf_level)}% DeLong CI)")
-    if title:
-        ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=7.5, title=f"AUC ({round(100 * conf_level)}% DeLong CI)")
+    n_pos = int(np.sum(y == 1))
+    subtitle = f"n = {len(y)} ({n_pos} positive)"
+    ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=10)
     return save(fig, path)
 
 

@@ -207,7 +207,7 @@ def write_report(
         scores,
         path=paths["roc"],
         n_boot=200,
-        title=f"{cv.dataset}: {cv.label} (out-of-fold, averaged over repeats)",
+        title=f"{cv.dataset}: {cv.label} = {cv.positive} — out-of-fold ROC (mean over repeats)",
     )
     paths["calibration"] = out / "calibration.png"
     figures.plot_calibration(

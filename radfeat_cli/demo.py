@@ -115,7 +115,7 @@ def benchmark_families(table, out_dir: Path, jobs: int = 2) -> Path:
     from models.data import load_dataset
     from models.report import write_report
 
-    data = load_dataset(table, "egfr")
+    data = load_dataset(table, "egfr", name="synthetic demo cohort")
     smallest = int(np.bincount(data.y).min())
     folds = max(2, min(5, smallest))
     config = CVConfig(

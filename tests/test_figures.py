@@ -32,9 +32,13 @@ def test_roc_figure_legend_and_files(tmp_path, two_models):
         x, y_ = line.get_xdata(), line.get_ydata()
         assert (x[0], y_[0], x[-1], y_[-1]) == (0, 0, 1, 1) and np.all(np.diff(x) >= 0)
         assert np.sum(np.diff(x) * (y_[1:] + y_[:-1]) / 2) == pytest.approx(st.roc_auc(y, score).auc)
-    # Each CI band surrounds its curve and is not empty.
+    # One CI band (the first model's) by default, so bands never merge into one blob; all on request.
     bands = [c for c in ax.collections if len(c.get_paths())]
-    assert len(bands) == 2
+    assert len(bands) == 1 and "95% bootstrap band of radiomics" in texts
+    assert curves[0].get_linestyle() != curves[1].get_linestyle()  # identical curves stay visible
+    assert "n = 100 (40 positive)" in ax.get_title()
+    every = figures.plot_roc(y, {"radiomics": strong, "SUVmax": weak}, n_boot=20, ci_band="all")
+    assert len([c for c in every.axes[0].collections if len(c.get_paths())]) == 2
     import matplotlib.image as mpimg
 
     pixels = mpimg.imread(tmp_path / "roc.png")

@@ -134,8 +134,12 @@ def save_overlays(
     *,
     title: str = "Grad-CAM",
     view: int | None = None,
+    colorbar_label: str = "relative importance (0–1, scaled per map)",
 ) -> list[Path]:
-    """One PNG per case: CT and PET central slices with the map overlaid and the tumour outline."""
+    """One PNG per case: CT and PET central slices with the map overlaid (values below 5 % of the
+    map's maximum left transparent, so the anatomy stays visible), the tumour outline, a colour bar
+    with its meaning and the pixel size. A map that is all zero (nothing speaks for the target) is
+    said so in the panel instead of being drawn as a flat wash."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,19 +152,33 @@ def save_overlays(
     view = data.ct.shape[1] // 2 if view is None else view
     mid = data.ct.shape[2] // 2
     paths = []
+    pixel_mm = data.spec.pixel_mm
     for i, case in enumerate(idx):
-        fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
-        for ax, (m, img, cmap) in zip(
-            axes, (("ct", data.ct, "gray"), ("pet", data.pet, "gray_r")), strict=True
+        fig, axes = plt.subplots(1, 2, figsize=(7, 3.4), layout="constrained")
+        shown = None
+        for ax, (m, img, cmap, label) in zip(
+            axes,
+            (("ct", data.ct, "gray", "CT (HU window)"), ("pet", data.pet, "gray_r", "PET (SUV)")),
+            strict=True,
         ):
             ax.imshow(img[case, view, mid], cmap=cmap)
             cam = cams.get(m, cams.get("fused"))
-            if cam is not None:
-                ax.imshow(cam[i], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+            if cam is not None and float(np.max(cam[i])) > 0:
+                layer = np.ma.masked_less(cam[i], 0.05 * float(np.max(cam[i])))
+                shown = ax.imshow(layer, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            elif cam is not None:
+                ax.text(0.5, 0.06, "map is all zero: nothing here speaks for this class", color="white",
+                        ha="center", fontsize=7, transform=ax.transAxes,
+                        bbox={"facecolor": "black", "alpha": 0.7, "lw": 0})  # fmt: skip
             ax.contour(data.mask[case, view, mid], levels=[0.5], colors="w", linewidths=0.8)
-            ax.set_title(f"{m.upper()}", fontsize=9)
-            ax.axis("off")
-        fig.suptitle(f"{title}: {data.case_ids[case]}", fontsize=9)
+            ax.set_title(label, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(f"{img.shape[-1]} px × {pixel_mm:g} mm; white: tumour outline", fontsize=7)
+        if shown is not None:
+            bar = fig.colorbar(shown, ax=list(axes), shrink=0.8)
+            bar.set_label(colorbar_label, fontsize=8)
+        fig.suptitle(f"{title} — case {data.case_ids[case]}", fontsize=9)
         path = out_dir / f"{data.case_ids[case]}.png"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100, format="png")

@@ -122,10 +122,23 @@ def run_fusion_study(
         show = np.asarray(test_idx)[:n_gradcam]
         for task in data.tasks:
             cams = grad_cam(fitted.model, data, fitted.prep, show, task)
-            save_overlays(data, show, cams, out / "gradcam" / task, title=f"Grad-CAM {task}")
+            save_overlays(
+                data,
+                show,
+                cams,
+                out / "gradcam" / task,
+                title=f"HiResCAM of the predicted {task} class (full model, fold 1 test case)",
+            )
         if len(model_cfg.modalities) == 2 and model_cfg.fusion == "cross":
             att = attention_maps(fitted.model, data, fitted.prep, show)
-            save_overlays(data, show, att, out / "attention", title="CLS→image attention")
+            save_overlays(
+                data,
+                show,
+                att,
+                out / "attention",
+                title="CLS → image-token attention (full model)",
+                colorbar_label="attention weight (0–1, scaled per map)",
+            )
         paths["gradcam"] = out / "gradcam"
     return FusionRun(results, table, paths)
 
