@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ import pyarrow.parquet as pq
 
 from radfeat.utils.atomic import atomic_path, read_pair_manifest, write_pair
 
-__all__ = ["FEATURE_PREFIXES", "feature_columns", "write_table", "read_table", "read_provenance"]
+__all__ = [
+    "FEATURE_PREFIXES",
+    "FeatureName",
+    "feature_columns",
+    "parse_column",
+    "write_table",
+    "read_table",
+    "read_provenance",
+]
 
 #: Namespaces of feature columns (modality or habitat-level features).
 FEATURE_PREFIXES = ("ct_", "pet_", "hab_")
@@ -29,6 +38,51 @@ METADATA_KEY = b"radfeat"
 def feature_columns(table: pd.DataFrame) -> list[str]:
     """The feature columns of a radfeat table (namespaced ``ct_…``, ``pet_…``, ``hab_…``)."""
     return [c for c in table.columns if isinstance(c, str) and _FEATURE_RE.match(c)]
+
+
+@dataclass(frozen=True)
+class FeatureName:
+    """The parts of a feature column name (see ``docs/columns.md``).
+
+    ``modality``: ``ct``, ``pet`` or ``hab`` (habitat-level); ``region``: ``tumour``, ``hab1`` … or, for
+    habitat-level columns, the feature group (``h1``, ``msi``, ``ith``, ``diversity``); ``image_type``:
+    pyradiomics' image type (``original``, ``wavelet-LLH``, ``log-sigma-1-0-mm-3D``) or ``suv`` for the
+    PET descriptors; ``family``: the IBSI family acronym (``firstorder``, ``glcm`` …; ``None`` for
+    descriptors and habitat-level columns); ``feature``: the feature itself.
+    """
+
+    modality: str
+    region: str
+    image_type: str | None
+    family: str | None
+    feature: str
+
+
+_RADIOMICS_FAMILIES = {"shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"}
+
+
+def parse_column(name: str) -> FeatureName:
+    """Split a feature column into its parts; ``ValueError`` for a column outside the scheme.
+
+    Examples: ``ct_tumour_original_glcm_Contrast`` → (ct, tumour, original, glcm, Contrast);
+    ``pet_tumour_suv_SUVpeak`` → (pet, tumour, suv, None, SUVpeak); ``hab_h2_volume_ml`` →
+    (hab, h2, None, None, volume_ml).
+    """
+    if not _FEATURE_RE.match(name):
+        raise ValueError(
+            f"{name!r} is not a radfeat feature column ({{modality}}_{{region}}_{{image_type}}_{{family}}_"
+            "{feature} with modality ct, pet or hab; see docs/columns.md)"
+        )
+    modality, region, rest = name.split("_", 2)
+    if modality == "hab":
+        return FeatureName(modality, region, None, None, rest)
+    image_type, _, tail = rest.partition("_")
+    family, _, feature = tail.partition("_")
+    if image_type == "suv":
+        return FeatureName(modality, region, "suv", None, tail)
+    if family not in _RADIOMICS_FAMILIES or not feature:
+        raise ValueError(f"{name!r}: unknown feature family {family!r}; see docs/columns.md")
+    return FeatureName(modality, region, image_type, family, feature)
 
 
 def write_table(table: pd.DataFrame, path: str | Path, provenance: dict[str, Any]) -> Path:

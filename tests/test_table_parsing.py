@@ -66,3 +66,25 @@ def test_text_columns_of_a_foreign_table_are_listed_as_dropped(tmp_path):
     data = load_dataset(path, "Target")
     assert list(data.X.columns) == ["f1"]
     assert "sex" in data.dropped and "not numeric" in data.dropped["sex"]
+
+
+def test_every_feature_column_follows_the_documented_scheme():
+    from radfeat.features.pet import pet_descriptors
+    from radfeat.features.radiomics import RadiomicsEngine, column_name
+    from radfeat.settings import load_settings
+    from radfeat.table import parse_column
+
+    settings = load_settings()
+    names = [column_name("ct", "tumour", k) for k in RadiomicsEngine(settings["ct"]).feature_keys()]
+    names += [column_name("pet", "hab2", k) for k in RadiomicsEngine(settings["pet"]).feature_keys()]
+    suv = np.random.default_rng(0).uniform(1, 8, (9, 9, 9))
+    names += [f"pet_tumour_suv_{k}" for k in pet_descriptors(suv, suv > 2, (4.0, 4.0, 4.0))]
+    names += ["hab_h1_volume_ml", "hab_msi_contrast", "hab_ith_score_3d", "hab_diversity_shannon"]
+    parsed = [parse_column(n) for n in names]
+    assert {p.modality for p in parsed} == {"ct", "pet", "hab"}
+    glcm = parse_column("ct_tumour_wavelet-LLH_glcm_Contrast")
+    assert (glcm.image_type, glcm.family, glcm.feature) == ("wavelet-LLH", "glcm", "Contrast")
+    assert parse_column("pet_tumour_suv_SUVpeak").feature == "SUVpeak"
+    for not_a_feature in ("pet_units", "pet_mask", "case_id", "clin_age", "diagnostics_hab1_ct"):
+        with pytest.raises(ValueError, match="docs/columns.md"):
+            parse_column(not_a_feature)
