@@ -54,7 +54,8 @@ def habitats_fit(
         else:
             ids = [i.strip() for i in train_ids.split(",") if i.strip()]
         rows = loaded.rows()
-        model = fit_habitat_model(rows, ids, effective, jobs=jobs)
+        with Progress(quiet=False, title="habitats fit: supervoxels") as progress:
+            model = fit_habitat_model(rows, ids, effective, jobs=jobs, progress=progress)
     except (RadfeatError, ValueError) as exc:
         error(exc)
         raise typer.Exit(EXIT_DATA) from None

@@ -147,7 +147,8 @@ def _markdown(table: pd.DataFrame, n_splits: int, n_repeats: int) -> str:
     lines = [
         "# Fusion network: cross-validated variants",
         "",
-        f"Out-of-fold patient predictions, {n_splits}-fold × {n_repeats} (the classical benchmark's splits). "
+        f"Out-of-fold patient predictions, stratified {n_splits}-fold × {n_repeats} (made as `radfeat "
+        "benchmark` makes its splits for the same table order, label, fold count and seed). "
         "AUC with DeLong 95 % CI; ACC/SEN/SPEC at thresholds learned on each fold's training part (its "
         "positive share; never the test cases); p: paired DeLong test against the full model.",
         "",

@@ -77,6 +77,7 @@ def fit_habitat_model(
     settings: dict[str, Any],
     *,
     jobs: int = 1,
+    progress=None,
 ) -> HabitatModel:
     """Fit the population habitat model on the training cases only.
 
@@ -86,6 +87,8 @@ def fit_habitat_model(
         Manifest rows (absolute paths). Only rows whose ``case_id`` is in ``train_ids`` are read.
     train_ids : iterable of str
         The training cases. Unknown ids raise ``ManifestError``.
+    progress : callable, optional
+        Called with ``{"total": n}`` and then once per case whose supervoxels are done.
     """
     from joblib import Parallel, delayed
 
@@ -99,7 +102,14 @@ def fit_habitat_model(
         )
     if not chosen:
         raise ManifestError("no training cases given", hint="pass --train-ids or --cohort")
-    tables = Parallel(n_jobs=jobs)(delayed(_stage1)(r, settings) for r in chosen)
+    if progress:
+        progress({"total": len(chosen)})
+    tables = []
+    results = Parallel(n_jobs=jobs, return_as="generator")(delayed(_stage1)(r, settings) for r in chosen)
+    for row, table in zip(chosen, results, strict=True):
+        tables.append(table)
+        if progress:
+            progress({"case_id": str(row["case_id"]), "ok": True})
     sv = {
         str(r["case_id"]): Supervoxels(
             np.empty(0, int), np.asarray(t["means"]), np.asarray(t["raw_means"]), np.asarray(t["sizes"])
