@@ -105,24 +105,38 @@ def plot_calibration(
     n_bins: int = 10,
     path: str | Path | None = None,
     ax: plt.Axes | None = None,
+    title: str | None = None,
 ) -> plt.Figure:
-    """Reliability diagram (binned observed vs predicted with Wilson CIs); legend gives slope and Brier."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 5))
-    for name, p in probabilities.items():
+    """Reliability diagram (binned observed vs predicted with Wilson CIs); legend gives the calibration
+    intercept and slope and the Brier score. Models cycle through line styles and markers so that
+    coinciding curves stay visible; the title gives the number of cases and bins."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 5.5))
+    styles = ("-", "--", "-.", ":")
+    markers = ("o", "s", "^", "D", "v", "P")
+    y = np.asarray(y_true)
+    for k, (name, p) in enumerate(probabilities.items()):
         curve = st.reliability_curve(y_true, p, n_bins=n_bins)
         cal = st.calibration_intercept_slope(y_true, p)
         ax.errorbar(
             curve["mean_predicted"],
             curve["observed"],
             yerr=[curve["observed"] - curve["ci_lower"], curve["ci_upper"] - curve["observed"]],
-            marker="o",
+            marker=markers[k % len(markers)],
+            ls=styles[k % len(styles)],
             ms=4,
             capsize=2,
-            label=f"{name}: slope {cal.slope:.2f}, Brier {st.brier_score(y_true, p):.3f}",
+            elinewidth=0.8,
+            zorder=3 + k,
+            label=f"{name}: intercept {cal.intercept:.2f}, slope {cal.slope:.2f}, "
+            f"Brier {st.brier_score(y_true, p):.3f}",
         )
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-    ax.set(xlabel="Predicted probability", ylabel="Observed fraction", xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set(
+        xlabel="Predicted probability", ylabel="Observed fraction (95% Wilson CI)", xlim=(0, 1), ylim=(0, 1)
+    )
+    ax.legend(loc="upper left", fontsize=7)
+    subtitle = f"n = {len(y)} ({int(np.sum(y == 1))} positive), {n_bins} bins of predicted risk"
+    ax.set_title(f"{title}\n{subtitle}" if title else subtitle, fontsize=10)
     return save(fig, path)
 
 

@@ -211,7 +211,11 @@ def write_report(
     )
     paths["calibration"] = out / "calibration.png"
     figures.plot_calibration(
-        y.to_numpy(), {f: np.clip(s, 0, 1) for f, s in scores.items()}, path=paths["calibration"], n_bins=5
+        y.to_numpy(),
+        {f: np.clip(s, 0, 1) for f, s in scores.items()},
+        path=paths["calibration"],
+        n_bins=5,
+        title=f"{cv.dataset}: {cv.label} = {cv.positive} — calibration (out-of-fold)",
     )
     import matplotlib.pyplot as plt
 
