@@ -77,3 +77,14 @@ def test_one_habitats_package_and_one_case_loader():
             if "read_mask(" in text or "read_pet_suv(" in text:
                 readers.append(str(path.relative_to(REPO)))
     assert not readers, f"cases must be read through radfeat.case.load_case: {readers}"
+
+
+def test_readme_and_docs_links_resolve_in_a_clone():
+    import re
+
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#]+)\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+        assert "../shared/docs" not in page.read_text(), f"{page.name} points outside the repository"
