@@ -79,7 +79,11 @@ def report_extraction(result) -> None:
 
 
 class Progress:
-    """A rich progress bar (done / failed / rate / ETA) fed by the runner's status callback."""
+    """A rich progress bar (done / failed / rate / ETA) fed by the runner's status callback.
+
+    Each ``{"total": n}`` message starts a new bar (``"title"`` and ``"unit"`` keys name the stage), so
+    one instance can follow several stages (the demo: cases, then folds).
+    """
 
     def __init__(self, quiet: bool, title: str = "extract", unit: str = "cases") -> None:
         self.quiet = quiet
@@ -93,7 +97,7 @@ class Progress:
         if self.quiet:
             return self._log
         self.bar = Progress(
-            TextColumn(f"[bold]{self.title}"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("failed {task.fields[failed]}"),
@@ -108,7 +112,7 @@ class Progress:
 
     def _log(self, status: dict) -> None:
         if "total" in status:
-            err.print(f"{self.title}: {status['total']} to do")
+            err.print(f"{status.get('title', self.title)}: {status['total']} to do")
             return
         state = "ok" if status.get("ok") else f"FAILED [{status.get('stage')}] {status.get('error')}"
         err.print(f"{status['case_id']}: {'cached ' if status.get('cached') else ''}{state}", markup=False)
@@ -117,8 +121,14 @@ class Progress:
         import time
 
         if "total" in status:
+            if self.task is not None:
+                self.bar.update(self.task, completed=self.bar.tasks[self.task].total)
             self.t0 = time.perf_counter()
-            self.task = self.bar.add_task(self.title, total=status["total"], failed=0, rate="")
+            self.done = self.failed = 0
+            self.unit = status.get("unit", self.unit)
+            self.task = self.bar.add_task(
+                status.get("title", self.title), total=status["total"], failed=0, rate=""
+            )
             return
         self.done += 1
         self.failed += 0 if status.get("ok") else 1

@@ -58,7 +58,9 @@ def run_demo(
     result.n_features = len(extraction.table.columns)
     say = log or (lambda message: None)
     say("benchmark: nested CV of lr, rf and xgb for EGFR (about a minute)")
-    outputs["model-family report"] = benchmark_families(extraction.table, out / "benchmark", jobs=jobs)
+    outputs["model-family report"] = benchmark_families(
+        extraction.table, out / "benchmark", jobs=jobs, progress=progress
+    )
     result.headline += _headline(out / "benchmark" / "results.csv", "family", "egfr")
     say("fusion network: 2-fold CV, 4 epochs, both tasks, Grad-CAM (about a minute on 2 cores)")
     fusion = fusion_run(manifest, extraction.table, out / "fusion", jobs=jobs)
@@ -107,7 +109,7 @@ def fusion_run(manifest: Path, table, out_dir: Path, jobs: int = 2) -> Path | No
     return run.paths["report"]
 
 
-def benchmark_families(table, out_dir: Path, jobs: int = 2) -> Path:
+def benchmark_families(table, out_dir: Path, jobs: int = 2, progress=None) -> Path:
     """A quick nested-CV comparison of three families for EGFR on the demo table (small settings)."""
     import numpy as np
 
@@ -125,7 +127,15 @@ def benchmark_families(table, out_dir: Path, jobs: int = 2) -> Path:
         inner_repeats=1,
         n_jobs=jobs,
     )
-    result = cross_validate(data, ["lr", "rf", "xgb"], config, cache_dir=out_dir / "folds")
+    if progress:
+        progress({"total": folds, "title": "benchmark: outer folds", "unit": "folds"})
+    result = cross_validate(
+        data,
+        ["lr", "rf", "xgb"],
+        config,
+        cache_dir=out_dir / "folds",
+        progress=(lambda s: progress({"case_id": f"fold {s['fold']}", "ok": True})) if progress else None,
+    )
     return write_report(result, out_dir)["markdown"]
 
 
