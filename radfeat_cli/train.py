@@ -7,12 +7,7 @@ from pathlib import Path
 import typer
 
 from radfeat.errors import RadfeatError
-from radfeat_cli.common import (
-    EXIT_USAGE,
-    err,
-    error,
-    out,
-)
+from radfeat_cli.common import EXIT_USAGE, Progress, err, error, out
 
 app = typer.Typer()
 
@@ -111,32 +106,48 @@ def train(
         markup=False,
     )
 
-    def progress(rec: dict) -> None:
-        if quiet:
-            return
-        if "variant" in rec:
-            err.print(f"[{rec['variant']}] {rec.get('skipped', 'training')}", markup=False)
-            return
-        aucs = " ".join(
-            f"{k[8:]} {v:.3f}" for k, v in rec.items() if k.startswith("val_auc_") and v is not None
-        )
-        err.print(
-            f"  r{rec['repeat']} fold {rec['fold']} epoch {rec['epoch']:3d} loss {rec['loss']:.4f} "
-            f"val AUC {aucs}",
-            markup=False,
-        )
+    # One bar over the models to train (variant × fold × repeat; single-task trains one per task), fed
+    # by the epoch records: a model is done when the next one starts. Epoch lines go above the bar.
+    trained = variants if "full" in variants else ("full", *variants)
+    per_fold = {v: (len(data.tasks) if v == "single_task" else 1) for v in trained}
+    total = folds * repeats * (sum(per_fold.values()) + (1 if baseline_data is not None else 0))
+    state = {"key": None}
 
-    run = run_fusion_study(
-        data,
-        output,
-        model_cfg=model_cfg,
-        train_cfg=train_cfg,
-        variants=variants,
-        n_splits=folds,
-        n_repeats=repeats,
-        baseline_data=baseline_data,
-        progress=progress,
-    )
+    with Progress(quiet, title="fusion: models trained", unit="models") as bar:
+        bar({"total": total})
+
+        def progress(rec: dict) -> None:
+            if "variant" in rec:
+                if not quiet:
+                    err.print(f"[{rec['variant']}] {rec.get('skipped', 'training')}", markup=False)
+                return
+            if rec.get("epoch") == 0 and state["key"] is not None:  # a new model starts: one more done
+                bar({"case_id": str(state["key"]), "ok": True})
+            state["key"] = f"model trained (repeat {rec.get('repeat')}, fold {rec.get('fold')})"
+            if quiet:
+                return
+            aucs = " ".join(
+                f"{k[8:]} {v:.3f}" for k, v in rec.items() if k.startswith("val_auc_") and v is not None
+            )
+            err.print(
+                f"  r{rec['repeat']} fold {rec['fold']} epoch {rec['epoch']:3d} loss {rec['loss']:.4f} "
+                f"val AUC {aucs}",
+                markup=False,
+            )
+
+        run = run_fusion_study(
+            data,
+            output,
+            model_cfg=model_cfg,
+            train_cfg=train_cfg,
+            variants=variants,
+            n_splits=folds,
+            n_repeats=repeats,
+            baseline_data=baseline_data,
+            progress=progress,
+        )
+        if state["key"] is not None:
+            bar({"case_id": state["key"], "ok": True})
     for _, r in run.table.iterrows():
         out.print(
             f"{r.task:10s} {r.variant:20s} AUC {r.auc:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f})", markup=False
