@@ -63,7 +63,7 @@ def run_demo(
     )
     result.headline += _headline(out / "benchmark" / "results.csv", "family", "egfr")
     say("fusion network: 2-fold CV, 4 epochs, both tasks, Grad-CAM (about a minute on 2 cores)")
-    fusion = fusion_run(manifest, extraction.table, out / "fusion", jobs=jobs)
+    fusion = fusion_run(manifest, extraction.table, out / "fusion", jobs=jobs, progress=progress)
     if fusion is not None:
         outputs["fusion network results"] = fusion
         result.headline += _headline(out / "fusion" / "results.csv", "variant", None)
@@ -84,7 +84,7 @@ def _headline(results_csv: Path, model_column: str, task: str | None) -> list[tu
     return rows
 
 
-def fusion_run(manifest: Path, table, out_dir: Path, jobs: int = 2) -> Path | None:
+def fusion_run(manifest: Path, table, out_dir: Path, jobs: int = 2, progress=None) -> Path | None:
     """A small cross-validated run of the PET/CT fusion network (tiny preset, 2 folds, 4 epochs) on the
     demo cohort with PET-descriptor tokens; ``None`` when jax is not installed."""
     try:
@@ -98,13 +98,22 @@ def fusion_run(manifest: Path, table, out_dir: Path, jobs: int = 2) -> Path | No
     data = build_fusion_data(
         manifest, table, groups=("habitat", "pet"), positive={"subtype": "squamous"}, jobs=jobs
     )
+    epochs = 4
+    if progress:
+        progress({"total": 2 * epochs, "title": "fusion network: epochs", "unit": "epochs"})
+
+    def tick(record: dict) -> None:
+        if progress and "epoch" in record:
+            progress({"case_id": f"epoch {record['epoch']}", "ok": True})
+
     run = run_fusion_study(
         data,
         out_dir,
         model_cfg=model_cfg,
-        train_cfg=replace(train_cfg, epochs=4, min_epochs=1),
+        train_cfg=replace(train_cfg, epochs=epochs, min_epochs=1),
         n_splits=2,
         n_gradcam=2,
+        progress=tick,
     )
     return run.paths["report"]
 

@@ -51,3 +51,4 @@ def test_demo_runs_end_to_end(tmp_path):
     assert f"AUC {xgb.auc_oof:.2f} ({xgb.auc_ci_low:.2f}–{xgb.auc_ci_high:.2f})" in result.stdout
     assert "fusion full" in result.stdout
     assert "benchmark: nested CV" in result.output and "fusion network: 2-fold CV" in result.output
+    assert "± nan" not in report and "(1 repeat)" in report

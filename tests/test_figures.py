@@ -78,3 +78,40 @@ def test_kaplan_meier_figure_numbers_at_risk(tmp_path, shared_data):
     # At t=0 all 11 maintained and 12 non-maintained patients are at risk.
     assert numbers[0] == "11" and numbers[3] == "12"
     assert (tmp_path / "km.png").stat().st_size > 5000
+
+
+def test_saliency_overlays_name_the_method_and_carry_a_colour_bar(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from models.fusion.data import FusionData, PatchSpec
+    from models.fusion.gradcam import save_overlays
+
+    spec = PatchSpec()
+    shape = (2, spec.n_views, spec.n_slices, spec.size, spec.size)
+    yy, xx = np.mgrid[0 : spec.size, 0 : spec.size]
+    blob = (yy - 16) ** 2 + (xx - 16) ** 2 < 30
+    images = np.broadcast_to(blob * 0.8 - 0.5, shape).astype(np.float32)
+    data = FusionData(
+        case_ids=np.array(["A", "B"]),
+        ct=images,
+        pet=images + 0.5,
+        mask=np.broadcast_to(blob, shape).astype(np.uint8),
+        labels={"egfr": np.array([0, 1])},
+        classes={"egfr": ["0", "1"]},
+        spec=spec,
+    )
+    cam = np.exp(-((yy - 18) ** 2 + (xx - 14) ** 2) / 20.0)
+    monkeypatch.setattr(plt, "close", lambda *a, **k: None)  # keep the figures to inspect them
+    before = set(plt.get_fignums())
+    save_overlays(data, np.array([0, 1]), {"ct": np.stack([cam, cam]), "pet": np.stack([cam, 0 * cam])},
+                  tmp_path, title="HiResCAM of the predicted egfr class")  # fmt: skip
+    figures_ = [plt.figure(n) for n in sorted(set(plt.get_fignums()) - before)]
+    assert len(figures_) == 2 and len(list(tmp_path.glob("*.png"))) == 2
+    second = figures_[1]
+    assert second._suptitle.get_text().startswith("HiResCAM of the predicted egfr class")
+    labels = [ax.get_ylabel() for ax in second.axes]
+    assert any("relative importance" in label for label in labels)  # the colour bar says what it shows
+    texts = [t.get_text() for ax in second.axes for t in ax.texts]
+    assert any("map is all zero" in t for t in texts)  # not a flat wash
+    for n in [f.number for f in figures_]:
+        plt.figure(n).clf()
