@@ -34,6 +34,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from models.data import Dataset
 from models.zoo import get_family, predict_scores
+from radfeat.utils.versions import library_versions
 
 __all__ = [
     "CVConfig",
@@ -319,13 +320,6 @@ class CVResult:
         return pd.Series([f["auto_family"] for f in self.folds]).value_counts()
 
 
-def _library_versions() -> dict[str, str]:
-    """Versions of the code a cached fold depends on (part of its key)."""
-    from radfeat.utils.versions import library_versions
-
-    return library_versions("radfeat", "scikit-learn", "xgboost", "numpy", "scipy")
-
-
 def _key(
     data: Dataset, families, config: CVConfig, repeat: int, fold: int, tuner_name: str, fold_key: str = ""
 ) -> str:
@@ -339,7 +333,7 @@ def _key(
             "fold": fold,
             "tuner": tuner_name,
             "protocol": CACHE_PROTOCOL,
-            "libraries": _library_versions(),
+            "libraries": library_versions("radfeat", "scikit-learn", "xgboost", "numpy", "scipy"),
             **({"fold_features": fold_key} if fold_key else {}),
         },
         sort_keys=True,
@@ -385,17 +379,13 @@ def cross_validate(
         get_family(name)
     if len(np.unique(data.y)) != 2:
         raise ValueError("cross-validation needs both classes in the label")
-    from models.leakage import check_habitat_columns, habitat_columns
+    from models.leakage import check_habitat_columns, drop_habitat_columns
 
     if fold_features is None:
         check_habitat_columns(data.X.columns, data.ids, data.provenance)
     else:
         # The table's own habitat columns were learned outside the folds: the fold-wise ones replace them.
-        stale = habitat_columns(data.X.columns)
-        if stale:
-            data = data.subset(np.ones(len(data), bool))
-            data.X = data.X.drop(columns=stale)
-            data.dropped.update(dict.fromkeys(stale, "habitat column of the table; refitted in every fold"))
+        data = drop_habitat_columns(data, "habitat column of the table; refitted in every fold")
     splits = outer_splits(data, config.n_splits, config.n_repeats, config.random_state)
     cache = Path(cache_dir) if cache_dir else None
     results: dict[tuple[int, int], dict] = {}

@@ -15,31 +15,20 @@ Codes: 1 = positive, 0 = negative, -1 = missing.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
 __all__ = ["encode_binary", "LabelEncoding"]
 
 
-class LabelEncoding(tuple):
-    """``(codes, classes, positive)``: int codes, ``[negative, positive]`` class names, positive name."""
+class LabelEncoding(NamedTuple):
+    """Int codes (1 positive, 0 negative, -1 missing), ``[negative, positive]`` names, positive name."""
 
-    __slots__ = ()
-
-    def __new__(cls, codes: np.ndarray, classes: list[str], positive: str):
-        return super().__new__(cls, (codes, classes, positive))
-
-    @property
-    def codes(self) -> np.ndarray:
-        return self[0]
-
-    @property
-    def classes(self) -> list[str]:
-        return self[1]
-
-    @property
-    def positive(self) -> str:
-        return self[2]
+    codes: np.ndarray
+    classes: list[str]
+    positive: str
 
 
 def _text(value) -> str:
@@ -69,15 +58,8 @@ def encode_binary(
     present = s[~missing]
     numeric = pd.api.types.is_numeric_dtype(present)
     levels = sorted({_text(v) for v in present}, key=lambda v: (float(v), v) if numeric else (0, v))
-    if len(levels) > 2 and positive is not None and _text(positive) in levels:
-        # One-vs-rest, because the user named the positive class explicitly.
-        positive = _text(positive)
-        codes = np.full(len(s), -1, dtype=np.int32)
-        text = np.array([_text(v) for v in s.to_numpy()], dtype=object)
-        codes[~missing] = (text[~missing] == positive).astype(np.int32)
-        rest = "not " + positive
-        return LabelEncoding(codes, [rest, positive], positive)
-    if len(levels) != 2:
+    one_vs_rest = len(levels) > 2 and positive is not None and _text(positive) in levels
+    if len(levels) != 2 and not one_vs_rest:
         raise ValueError(
             f"label {name!r} must have exactly two classes, found {levels[:6]}"
             + ("; for one-vs-rest name the positive class (--positive CLASS)" if len(levels) > 2 else "")
@@ -91,7 +73,8 @@ def encode_binary(
     positive = _text(positive)
     if positive not in levels:
         raise ValueError(f"positive class {positive!r} not among label {name!r} classes {levels}")
-    negative = next(v for v in levels if v != positive)
+    # One-vs-rest when the user named one of several classes.
+    negative = "not " + positive if one_vs_rest else next(v for v in levels if v != positive)
     codes = np.full(len(s), -1, dtype=np.int32)
     text = np.array([_text(v) for v in s.to_numpy()], dtype=object)
     codes[~missing] = (text[~missing] == positive).astype(np.int32)

@@ -15,7 +15,13 @@ from collections.abc import Iterable, Sequence
 
 from radfeat.errors import RadfeatError
 
-__all__ = ["LeakageError", "HABITAT_COLUMN", "habitat_columns", "check_habitat_columns"]
+__all__ = [
+    "LeakageError",
+    "HABITAT_COLUMN",
+    "habitat_columns",
+    "check_habitat_columns",
+    "drop_habitat_columns",
+]
 
 #: Columns whose values depend on a fitted habitat model.
 HABITAT_COLUMN = re.compile(r"^(hab_|ct_hab\d|pet_hab\d)")
@@ -67,3 +73,15 @@ def check_habitat_columns(
             "itself",
             hint=fix,
         )
+
+
+def drop_habitat_columns(data, reason: str):
+    """A copy of a :class:`models.data.Dataset` without its habitat columns, listed as dropped."""
+    from dataclasses import replace
+
+    stale = habitat_columns(data.X.columns)
+    if not stale:
+        return data
+    return replace(
+        data, X=data.X.drop(columns=stale), dropped={**data.dropped, **dict.fromkeys(stale, reason)}
+    )

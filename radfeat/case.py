@@ -43,9 +43,7 @@ GEOMETRY_TOLERANCE = 1e-3
 #: Fraction of a PET voxel's volume the CT mask must cover for the voxel to belong to the PET VOI.
 PET_MASK_COVERAGE = 0.5
 
-_HINTS = {
-    "geometry": "resample the mask onto the image grid, or re-export it from the image series",
-}
+_GEOMETRY_HINT = "resample the mask onto the image grid, or re-export it from the image series"
 
 
 def _present(value: Any) -> bool:
@@ -121,7 +119,7 @@ def _check_grid(image: sitk.Image, mask: sitk.Image, mask_path: str, image_col: 
             f"image/mask geometry mismatch ({image_col} vs its mask): " + "; ".join(map(str, mismatches)),
             case_id,
             mask_path,
-            _HINTS["geometry"],
+            _GEOMETRY_HINT,
         )
     mask.CopyInformation(image)  # differences within the tolerance only
 

@@ -52,10 +52,10 @@ def extract_case(row: dict[str, Any], settings: dict[str, Any], providers=None) 
         With the stage (read, ct_radiomics, pet_descriptors, pet_radiomics, habitats), file and hint.
     """
     from radfeat.case import load_case
-    from radfeat.runner import _pet_need
+    from radfeat.providers.base import pet_need
 
     providers = providers if providers is not None else default_providers(settings)
-    case = load_case(row, settings, pet=_pet_need(providers))
+    case = load_case(row, settings, pet=pet_need(providers))
     features: dict[str, float] = {}
     for provider in providers:
         features.update(provider.compute(case))

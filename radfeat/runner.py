@@ -178,15 +178,6 @@ def _failure(row: dict, exc: BaseException, timeout_s: float | None = None) -> d
     }
 
 
-def _pet_need(providers) -> bool | None:
-    needs = [p.pet for p in providers]
-    if any(n is True for n in needs):
-        return True
-    if any(n is None for n in needs):
-        return None
-    return False
-
-
 def execute_task(task: dict[str, Any], timeout_s: float | None) -> dict:
     """Run the missing providers of one case in a worker and cache each outcome; returns a small
     status record (``ok`` when every provider succeeded).
@@ -195,6 +186,7 @@ def execute_task(task: dict[str, Any], timeout_s: float | None) -> dict:
     run; a failure to load the case, or a timeout, is recorded for every provider not yet done.
     """
     from radfeat.case import load_case
+    from radfeat.providers.base import pet_need
 
     thread_caps(1)
     cache = CaseCache(Path(task["cache"]))
@@ -203,7 +195,7 @@ def execute_task(task: dict[str, Any], timeout_s: float | None) -> dict:
     finished: dict[str, dict] = {}
 
     def work() -> None:
-        case = load_case(row, task["settings"], pet=_pet_need([p for p, _ in todo]))
+        case = load_case(row, task["settings"], pet=pet_need([p for p, _ in todo]))
         for provider, key in todo:
             timings: dict[str, float] = {}
             t1 = time.perf_counter()

@@ -96,11 +96,9 @@ def benchmark(
             table, label, positive=positive, drop_missing=drop_missing, clinical=clinical_names or None
         )
         if no_habitat_columns:
-            from models.leakage import habitat_columns
+            from models.leakage import drop_habitat_columns
 
-            stale = habitat_columns(data.X.columns)
-            data.X = data.X.drop(columns=stale)
-            data.dropped.update(dict.fromkeys(stale, "habitat column (--no-habitat-columns)"))
+            data = drop_habitat_columns(data, "habitat column (--no-habitat-columns)")
         from models.zoo import get_family
 
         for n in names:
@@ -181,10 +179,21 @@ def benchmark(
     out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
 
 
-def _is_storage_error(exc: BaseException) -> bool:
-    """SQLAlchemy / database-driver / journal-file errors raised while opening a study's storage."""
-    module = type(exc).__module__.split(".")[0]
-    return module in ("sqlalchemy", "psycopg2", "sqlite3") or isinstance(exc, (OSError, ValueError))
+def _check_storage(storage: str | None, output: Path, config) -> None:
+    """Open the Optuna storage once before any work, so a bad URL, a missing folder or an unreachable
+    server is a one-line usage error (exit 2), never a driver traceback after the data are loaded."""
+    from models.tuning import resolve_storage
+
+    try:
+        resolve_storage(storage, output, config)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, driver and file errors alike
+        error(
+            f"cannot open the Optuna storage {storage or '(default sqlite in ' + str(output) + ')'}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. Hint: give "
+            "sqlite:///path/file.db (its folder must exist), journal:<file>, or a reachable "
+            "postgresql+psycopg2://user@host/db"
+        )
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 @app.command()
@@ -251,6 +260,7 @@ def tune(
         error(exc)
         raise typer.Exit(EXIT_USAGE) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _check_storage(storage, output, config)
     err.print(
         f"{data.name}: {len(data)} cases, {data.X.shape[1]} features; tuning {family} "
         f"({sampler} sampler, {pruner} pruner, {trials} trials in total)",
@@ -278,15 +288,6 @@ def tune(
             )
         except StudyMismatchError as exc:
             error(exc)
-            raise typer.Exit(EXIT_USAGE) from None
-        except Exception as exc:  # noqa: BLE001 - storage URL, driver or server problems
-            if not _is_storage_error(exc):
-                raise
-            error(
-                f"cannot open the Optuna storage {storage or '(default sqlite in ' + str(output) + ')'}: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0]}. Hint: give sqlite:///path/file.db (its "
-                "folder must exist), journal:<file>, or a reachable postgresql+psycopg2://user@host/db"
-            )
             raise typer.Exit(EXIT_USAGE) from None
     out.print(
         f"study {result.study_name} ({result.storage}): {result.n_complete} complete, "

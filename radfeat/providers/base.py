@@ -28,7 +28,7 @@ from radfeat.errors import CaseFailure, RadfeatError
 from radfeat.utils.hashing import stable_hash
 from radfeat.utils.versions import library_versions
 
-__all__ = ["FeatureProvider", "stage", "library_versions"]
+__all__ = ["FeatureProvider", "stage", "pet_need", "library_versions"]
 
 
 #: Heavy per-process state of providers (engines, models), keyed by (cache key, what).
@@ -111,3 +111,14 @@ def stage(name: str, case_id: str, timings: dict[str, float] | None = None) -> I
     finally:
         if timings is not None:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def pet_need(providers) -> bool | None:
+    """What the case loader must read of the PET for these providers: required (``True``) if any
+    requires it, else if present (``None``) if any uses it, else not at all (``False``)."""
+    needs = [p.pet for p in providers]
+    if any(n is True for n in needs):
+        return True
+    if any(n is None for n in needs):
+        return None
+    return False
