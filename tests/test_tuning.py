@@ -309,6 +309,43 @@ def test_two_workers_share_one_study_on_postgresql(table_csv, tmp_path, postgres
     assert study.user_attrs["family"] == "lr"
 
 
+def _open_storage_in_a_process(url: str, barrier_file: str) -> str:
+    from models.tuning.storage import resolve_storage
+
+    while not Path(barrier_file).exists():  # start together: the race needs simultaneous first opens
+        time.sleep(0.001)
+    try:
+        resolve_storage(url, tempfile.gettempdir())
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_workers_opening_an_empty_postgresql_database_together_all_succeed(postgres_url, tmp_path):
+    """Optuna creates its schema on first open; simultaneous first opens race on CREATE TABLE."""
+    import multiprocessing as mp
+
+    import psycopg2
+
+    ctx = mp.get_context("spawn")
+    admin = psycopg2.connect(postgres_url.replace("postgresql+psycopg2", "postgresql"))
+    admin.autocommit = True
+    outcomes = []
+    with ctx.Pool(4) as pool:
+        for round_ in range(3):
+            name = f"race_{round_}_{os.getpid()}"
+            with admin.cursor() as cur:
+                cur.execute(f"CREATE DATABASE {name}")
+            url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+            barrier = tmp_path / f"go{round_}"
+            pending = [pool.apply_async(_open_storage_in_a_process, (url, str(barrier))) for _ in range(4)]
+            time.sleep(1.5)  # let the spawned workers import and wait at the barrier
+            barrier.touch()
+            outcomes += [p.get(timeout=120) for p in pending]
+    admin.close()
+    assert outcomes == ["ok"] * 12, [o for o in outcomes if o != "ok"]
+
+
 def test_two_workers_share_one_study_on_a_journal_file(table_csv, tmp_path):
     _two_workers(table_csv, tmp_path, f"journal:{tmp_path / 'optuna.journal'}", total=24)
 

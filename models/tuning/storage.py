@@ -36,13 +36,39 @@ def resolve_storage(storage: str | None, outdir: str | Path, config: TuneConfig 
             "journal file (journal:<path> or a path ending in .journal)"
         )
     engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(
-            storage,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=config.heartbeat_interval,
-            grace_period=config.grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry),
-        )
-    return rdb, storage
+
+    def open_rdb():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                storage,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=config.heartbeat_interval,
+                grace_period=config.grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=config.max_retry),
+            )
+
+    return _retry_schema_race(open_rdb), storage
+
+
+def _retry_schema_race(open_rdb, attempts: int = 5):
+    """Open an RDB storage, retrying when another worker is creating the same schema at that moment.
+
+    Optuna creates its tables on first use; two workers starting together on an empty PostgreSQL
+    database race on ``CREATE TABLE`` and the loser gets a unique-constraint violation (its tables
+    exist a moment later). The race is retried with a growing pause; any other error is raised.
+    """
+    import time
+
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return open_rdb()
+        except (IntegrityError, ProgrammingError) as exc:
+            text = str(exc).lower()
+            racing = "already exists" in text or "duplicate key" in text or "unique" in text
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
