@@ -25,7 +25,7 @@ import numpy as np
 
 from radfeat.errors import ImageReadError
 
-__all__ = ["check_complete", "check_dicom_slices"]
+__all__ = ["check_complete"]
 
 _CHUNK = 1 << 22
 _HINT = "the file is truncated or corrupt: copy or export it again (compare its size with the source)"
@@ -276,9 +276,9 @@ def check_complete(path: str | Path) -> None:
     """
     path = Path(path)
     if path.is_dir():
-        from radfeat.io import dicom_series_files
+        from radfeat.dicom.series import series_slices
 
-        check_dicom_slices(dicom_series_files(path), path)
+        series_slices(path)  # groups by series, refuses gaps and duplicates
         return
     name = path.name.lower()
     if name.endswith(".nii.gz"):
@@ -291,56 +291,3 @@ def check_complete(path: str | Path) -> None:
         _check_meta(path)
     elif name.endswith(".gz"):
         _stream_length(path, 0, "gzip")
-
-
-def slice_positions(files: list[str]) -> np.ndarray:
-    """Position (mm) of each slice file along the slice normal (ImagePositionPatient · normal)."""
-    import pydicom
-
-    positions = []
-    normal = None
-    for f in files:
-        ds = pydicom.dcmread(
-            f, stop_before_pixels=True, specific_tags=["ImagePositionPatient", "ImageOrientationPatient"]
-        )
-        ipp = getattr(ds, "ImagePositionPatient", None)
-        iop = getattr(ds, "ImageOrientationPatient", None)
-        if ipp is None or iop is None:
-            return np.array([])
-        if normal is None:
-            row, col = np.array(iop[:3], float), np.array(iop[3:], float)
-            normal = np.cross(row, col)
-        positions.append(float(np.dot(np.array(ipp, float), normal)))
-    return np.array(positions)
-
-
-def check_dicom_slices(files: list[str], folder: str | Path, *, gap_factor: float = 1.5) -> None:
-    """Refuse a DICOM series with missing slices (a gap > ``gap_factor`` × the median slice distance).
-
-    Multi-frame objects (one file) and series without position tags are not checked here.
-    """
-    if len(files) < 3:
-        return
-    positions = np.sort(slice_positions(files))
-    if positions.size < 3:
-        return
-    steps = np.diff(positions)
-    if np.any(steps <= 1e-6):
-        dup = int(np.sum(steps <= 1e-6))
-        raise ImageReadError(
-            f"DICOM series has {dup} slice(s) at the same position (duplicated or mixed series)",
-            path=folder,
-            hint="keep one copy of each slice, or split the folder by SeriesInstanceUID",
-        )
-    usual = float(np.median(steps))
-    gaps = np.flatnonzero(steps > gap_factor * usual)
-    if gaps.size:
-        i = int(gaps[0])
-        missing = int(round(float(np.sum(steps[gaps] / usual - 1))))
-        raise ImageReadError(
-            f"DICOM series has missing slices: {gaps.size} gap(s), about {missing} slice(s) missing; first "
-            f"gap {steps[i]:.2f} mm between {positions[i]:.2f} and {positions[i + 1]:.2f} mm (usual slice "
-            f"distance {usual:.2f} mm)",
-            path=folder,
-            hint="export the complete series again from the PACS",
-        )

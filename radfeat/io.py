@@ -7,14 +7,14 @@ All readers return :class:`SimpleITK.Image` objects; ``sitk.GetArrayFromImage`` 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
+from radfeat.dicom.suv import SUVInfo, suv_conversion, suv_scale_factor
 from radfeat.errors import ImageReadError, MaskError, SUVConversionError
 from radfeat.filecheck import check_complete
 
@@ -37,32 +37,23 @@ def is_dicom_series(path: str | Path) -> bool:
     return Path(path).is_dir()
 
 
-def dicom_series_files(folder: str | Path) -> list[str]:
-    """Return the sorted slice files of the one DICOM series in ``folder``.
+def dicom_series_files(folder: str | Path, series_uid: str | None = None) -> list[str]:
+    """The slice files of one DICOM image series in ``folder``, ordered along the slice normal.
 
     Raises
     ------
     ImageReadError
-        When the folder holds no DICOM series or several (name the one to use by giving its own folder).
+        No image series in the folder, several and no ``series_uid``, or slices missing/duplicated
+        (:func:`radfeat.dicom.series.series_slices`).
     """
-    folder = Path(folder)
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series_ids:
-        raise ImageReadError(
-            "folder holds no readable DICOM series",
-            path=folder,
-            hint="point the manifest at the folder that contains the .dcm slices of one series",
-        )
-    if len(series_ids) > 1:
-        raise ImageReadError(
-            f"folder holds {len(series_ids)} DICOM series ({', '.join(series_ids[:3])}…)",
-            path=folder,
-            hint="put each series in its own folder and point the manifest at one of them",
-        )
-    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0]))
+    from radfeat.dicom.series import series_slices
+
+    return series_slices(folder, series_uid).files
 
 
-def read_image(path: str | Path, pixel_type: int | None = sitk.sitkFloat64) -> sitk.Image:
+def read_image(
+    path: str | Path, pixel_type: int | None = sitk.sitkFloat64, *, series_uid: str | None = None
+) -> sitk.Image:
     """Read a volume file or a DICOM series folder.
 
     Parameters
@@ -72,6 +63,8 @@ def read_image(path: str | Path, pixel_type: int | None = sitk.sitkFloat64) -> s
     pixel_type : int or None, default=sitk.sitkFloat64
         SimpleITK pixel type of the returned image (DICOM rescale slope/intercept applied per slice);
         ``None`` keeps the stored type (as pyradiomics reads files).
+    series_uid : str, optional
+        SeriesInstanceUID of the series to read when a DICOM folder holds several.
 
     Returns
     -------
@@ -81,18 +74,14 @@ def read_image(path: str | Path, pixel_type: int | None = sitk.sitkFloat64) -> s
     path = Path(path)
     if not path.exists():
         raise ImageReadError("file not found", path=path, hint="check the path in the manifest")
+    if path.is_dir():  # slices grouped, ordered and checked for gaps by series_slices
+        from radfeat.dicom.series import read_series, series_slices
+
+        image, _ = read_series(series_slices(path, series_uid), pixel_type=pixel_type)
+        return image
     check_complete(path)  # ITK zero-fills truncated files without an error
     try:
-        if path.is_dir():
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(dicom_series_files(path))
-            if pixel_type is not None:
-                reader.SetOutputPixelType(pixel_type)
-            image = reader.Execute()
-        else:
-            image = sitk.ReadImage(str(path), sitk.sitkUnknown if pixel_type is None else pixel_type)
-    except ImageReadError:
-        raise
+        image = sitk.ReadImage(str(path), sitk.sitkUnknown if pixel_type is None else pixel_type)
     except RuntimeError as exc:
         raise ImageReadError(
             f"cannot read image ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc})",
@@ -140,51 +129,39 @@ def _header_of(reader: sitk.ImageFileReader) -> ImageHeader:
     )
 
 
-def read_image_information(path: str | Path) -> ImageHeader:
+def read_image_information(path: str | Path, *, series_uid: str | None = None) -> ImageHeader:
     """Read only the grid (size, spacing, origin, direction) of a volume or DICOM series.
 
     No voxel data is kept; the file is checked for completeness (:func:`radfeat.filecheck.check_complete`:
-    a compressed stream is decompressed once, a DICOM series' slice positions are read). For a DICOM
-    series the first and last slice headers give the slice count and the z spacing.
+    a compressed stream is decompressed once). For a DICOM series the slice headers give the grid (the
+    regular grid it is read on when its spacing is not uniform).
     """
     path = Path(path)
     if not path.exists():
         raise ImageReadError("file not found", path=path, hint="check the path in the manifest")
+    if path.is_dir():
+        from radfeat.dicom.series import series_header
+
+        return series_header(path, series_uid)
     check_complete(path)
     try:
-        if not path.is_dir():
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(str(path))
-            reader.ReadImageInformation()
-            header = _header_of(reader)
-            if len(header.size) != 3:
-                raise ImageReadError(
-                    f"expected a 3D volume, got {len(header.size)}D",
-                    path=path,
-                    hint="radfeat works on 3D volumes; convert 4D/2D data first",
-                )
-            return header
-        files = dicom_series_files(path)
-        headers = []
-        for name in (files[0], files[-1]):
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(name)
-            reader.ReadImageInformation()
-            headers.append(_header_of(reader))
-    except ImageReadError:
-        raise
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
     except RuntimeError as exc:
         raise ImageReadError(
             "cannot read image header",
             path=path,
             hint="check that the file is a complete NIfTI/NRRD/MHA volume or a DICOM series folder",
         ) from exc
-    first, last = headers
-    n = len(files)
-    dz = float(np.linalg.norm(np.subtract(last.origin, first.origin))) / (n - 1) if n > 1 else 1.0
-    size = (first.size[0], first.size[1], n)
-    spacing = (first.spacing[0], first.spacing[1], dz or first.spacing[2])
-    return ImageHeader(size, spacing, first.origin, first.direction)
+    header = _header_of(reader)
+    if len(header.size) != 3:
+        raise ImageReadError(
+            f"expected a 3D volume, got {len(header.size)}D",
+            path=path,
+            hint="radfeat works on 3D volumes; convert 4D/2D data first",
+        )
+    return header
 
 
 def read_mask(
@@ -231,224 +208,26 @@ def read_mask(
 
 
 # --------------------------------------------------------------------------------------------------
-# PET → SUVbw
+# PET → SUV (rules in :mod:`radfeat.dicom.suv`)
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SUVInfo:
-    """What is needed to turn activity concentration (Bq/mL) into SUVbw (g/mL).
+def suv_info_from_dicom(
+    folder: str | Path,
+    *,
+    case_id: str | None = None,
+    series_uid: str | None = None,
+    variant: str = "bw",
+    decay_correction: str | None = None,
+) -> SUVInfo:
+    """The SUV conversion record of a PET DICOM series (headers only; raises what
+    :func:`radfeat.dicom.suv.suv_conversion` raises)."""
+    from radfeat.dicom.series import series_slices
 
-    Attributes
-    ----------
-    units : str
-        DICOM Units (0054,1001), e.g. ``"BQML"``.
-    patient_weight_kg : float
-        PatientWeight (0010,1030) in kg.
-    injected_dose_bq : float
-        RadionuclideTotalDose (0018,1074) in Bq at injection time.
-    half_life_s : float
-        RadionuclideHalfLife (0018,1075) in s.
-    injection_time : datetime
-        RadiopharmaceuticalStart(Date)Time.
-    reference_time : datetime
-        The time the image is decay-corrected to (SeriesTime, else the earliest AcquisitionTime).
-    decay_correction : str
-        DecayCorrection (0054,1102): ``"START"`` or ``"ADMIN"``.
-    notes : tuple of str
-        How non-default tags were interpreted (dose in MBq, decay reference), for provenance.
-    """
-
-    units: str
-    patient_weight_kg: float
-    injected_dose_bq: float
-    half_life_s: float
-    injection_time: datetime
-    reference_time: datetime
-    decay_correction: str
-    notes: tuple[str, ...] = ()
-
-    @property
-    def decay_time_s(self) -> float:
-        """Seconds from injection to the reference time (0 when DecayCorrection is ADMIN)."""
-        if self.decay_correction == "ADMIN":
-            return 0.0
-        return (self.reference_time - self.injection_time).total_seconds()
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["injection_time"] = self.injection_time.isoformat()
-        d["reference_time"] = self.reference_time.isoformat()
-        d["scale_factor"] = suv_scale_factor(self)
-        return d
-
-
-def suv_scale_factor(info: SUVInfo) -> float:
-    """Multiplier from Bq/mL to SUVbw: weight [g] / (injected dose decayed to the reference time [Bq]).
-
-    SUVbw = C [Bq/mL] · W [g] / (D [Bq] · 2^(−Δt / T½)).
-    """
-    decayed_dose = info.injected_dose_bq * math.exp(-math.log(2.0) * info.decay_time_s / info.half_life_s)
-    return info.patient_weight_kg * 1000.0 / decayed_dose
-
-
-def _parse_dicom_datetime(date: str | None, time: str | None) -> datetime | None:
-    if not time:
-        return None
-    time = str(time).strip()
-    hh, mm = int(time[0:2]), int(time[2:4]) if len(time) >= 4 else 0
-    ss = float(time[4:]) if len(time) > 4 else 0.0
-    base = datetime.strptime(str(date).strip()[:8], "%Y%m%d") if date else datetime(1900, 1, 1)
-    return base + timedelta(hours=hh, minutes=mm, seconds=ss)
-
-
-def _parse_dicom_dt(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    value = str(value).strip().split("+")[0].split("-")[0]
-    return _parse_dicom_datetime(value[:8], value[8:] or "000000")
-
-
-def suv_info_from_dicom(folder: str | Path, *, case_id: str | None = None) -> SUVInfo:
-    """Read the SUVbw tags of a PET DICOM series (first slice; AcquisitionTime over all slices).
-
-    Raises
-    ------
-    SUVConversionError
-        For Units other than BQML, missing PatientWeight, dose, half-life or times, or DecayCorrection
-        NONE. The message names the missing tag; the hint says how to proceed.
-    """
-    import pydicom
-
-    files = dicom_series_files(folder)
-    first = pydicom.dcmread(files[0], stop_before_pixels=True)
-
-    def fail(message: str, hint: str) -> SUVConversionError:
-        return SUVConversionError(message, case_id=case_id, path=folder, hint=hint)
-
-    if getattr(first, "Modality", "PT") not in ("PT", "PET"):
-        raise fail(
-            f"series Modality is {first.Modality!r}, not PT",
-            "point the manifest's `pet` column at the PET series",
-        )
-    units = str(getattr(first, "Units", "")).upper()
-    if units != "BQML":
-        raise fail(
-            f"PET Units (0054,1001) is {units or 'missing'!r}; only BQML can be converted to SUVbw",
-            "convert the volume to SUV with the vendor's tool and set pet_units=SUV in the manifest"
-            + (" (GML already means SUVbw)" if units == "GML" else ""),
-        )
-    weight = getattr(first, "PatientWeight", None)
-    if weight in (None, "") or float(weight) <= 0:
-        raise fail(
-            "PatientWeight (0010,1030) is missing or zero",
-            "add the patient weight in kg to the DICOM header, or supply SUV volumes with pet_units=SUV",
-        )
-    seq = getattr(first, "RadiopharmaceuticalInformationSequence", None)
-    if not seq:
-        raise fail(
-            "RadiopharmaceuticalInformationSequence (0054,0016) is missing",
-            "the injected dose and time are needed for SUV; export the series with its PET header",
-        )
-    item = seq[0]
-    dose = getattr(item, "RadionuclideTotalDose", None)
-    if dose in (None, "") or float(dose) <= 0:
-        raise fail(
-            "RadionuclideTotalDose (0018,1074) is missing or zero",
-            "add the injected dose in Bq, or supply SUV volumes with pet_units=SUV",
-        )
-    dose = float(dose)
-    if dose < 1e5:
-        # No PET tracer is injected at < 100 kBq: the dose was stored in MBq (as some systems do).
-        dose *= 1e6
-        dose_note = f"RadionuclideTotalDose {dose / 1e6:g} read as MBq"
-    else:
-        dose_note = None
-    half_life = getattr(item, "RadionuclideHalfLife", None)
-    if half_life in (None, "") or float(half_life) <= 0:
-        raise fail(
-            "RadionuclideHalfLife (0018,1075) is missing",
-            "add the half-life in s (F-18: 6586.2 s), or supply SUV volumes with pet_units=SUV",
-        )
-    injection = _parse_dicom_dt(getattr(item, "RadiopharmaceuticalStartDateTime", None))
-    if injection is None:
-        injection = _parse_dicom_datetime(
-            getattr(first, "SeriesDate", None) or getattr(first, "AcquisitionDate", None),
-            getattr(item, "RadiopharmaceuticalStartTime", None),
-        )
-    if injection is None:
-        raise fail(
-            "RadiopharmaceuticalStartTime (0018,1072) is missing",
-            "add the injection time, or supply SUV volumes with pet_units=SUV",
-        )
-    decay_correction = str(getattr(first, "DecayCorrection", "START")).upper() or "START"
-    if decay_correction not in ("START", "ADMIN"):
-        raise fail(
-            f"DecayCorrection (0054,1102) is {decay_correction!r}; START or ADMIN is required",
-            "reconstruct with decay correction, or supply SUV volumes with pet_units=SUV",
-        )
-    notes: list[str] = []
-    reference = _parse_dicom_datetime(getattr(first, "SeriesDate", None), getattr(first, "SeriesTime", None))
-    # Earliest acquisition over all slices (and that slice's frame timing), for the QIBA checks below.
-    earliest = None
-    for f in files:
-        ds = pydicom.dcmread(
-            f,
-            stop_before_pixels=True,
-            specific_tags=["AcquisitionDate", "AcquisitionTime", "ActualFrameDuration", "FrameReferenceTime"],
-        )
-        t = _parse_dicom_datetime(getattr(ds, "AcquisitionDate", None), getattr(ds, "AcquisitionTime", None))
-        if t is not None and (earliest is None or t < earliest[0]):
-            earliest = (t, getattr(ds, "ActualFrameDuration", None), getattr(ds, "FrameReferenceTime", None))
-    ge_scan = first.get((0x0009, 0x100D))  # GE private scan date-time (the decay reference)
-    if reference is None and earliest is not None:
-        reference = earliest[0]
-    elif reference is not None and earliest is not None and reference > earliest[0]:
-        # SeriesTime after the first acquisition: the series was re-created (post-processing), so
-        # SeriesTime is not the decay-correction time (QIBA / SUV-computation manual).
-        if ge_scan is not None and str(ge_scan.value).strip():
-            reference = _parse_dicom_dt(str(ge_scan.value))
-            notes.append("decay reference from GE private scan date-time (0009,100D)")
-        elif earliest[1] not in (None, "") and earliest[2] not in (None, ""):
-            # FrameReferenceTime: ms from the decay reference to the frame's mid-activity time.
-            reference = earliest[0] + timedelta(milliseconds=float(earliest[1]) / 2.0 - float(earliest[2]))
-            notes.append(
-                "SeriesTime after AcquisitionTime: decay reference = AcquisitionTime + "
-                "ActualFrameDuration/2 - FrameReferenceTime"
-            )
-        else:
-            raise fail(
-                "SeriesTime (0008,0031) is after the earliest AcquisitionTime (0008,0032) and the frame "
-                "timing tags (ActualFrameDuration, FrameReferenceTime) are missing, so the "
-                "decay-correction time is unknown",
-                "export the original (not post-processed) PET series, or supply SUV volumes with "
-                "pet_units=SUV",
-            )
-    if reference is None:
-        raise fail(
-            "neither SeriesTime (0008,0031) nor AcquisitionTime (0008,0032) is present",
-            "the scan time is needed for decay correction; supply SUV volumes with pet_units=SUV",
-        )
-    if reference < injection and injection - reference > timedelta(hours=12):
-        # Scan after midnight with only times known: the series date was not given.
-        reference += timedelta(days=1)
-    if reference < injection:
-        raise fail(
-            f"scan time {reference.time()} is before injection time {injection.time()}",
-            "check RadiopharmaceuticalStartTime and SeriesTime",
-        )
-    if dose_note:
-        notes.append(dose_note)
-    return SUVInfo(
-        units=units,
-        patient_weight_kg=float(weight),
-        injected_dose_bq=float(dose),
-        half_life_s=float(half_life),
-        injection_time=injection,
-        reference_time=reference,
-        decay_correction=decay_correction,
-        notes=tuple(notes),
-    )
+    slices = series_slices(folder, series_uid)
+    return suv_conversion(
+        slices.headers, variant=variant, decay_correction=decay_correction, case_id=case_id, path=folder
+    ).info
 
 
 def read_pet_suv(
@@ -456,8 +235,11 @@ def read_pet_suv(
     pet_units: str | None = None,
     *,
     case_id: str | None = None,
+    series_uid: str | None = None,
+    variant: str = "bw",
+    decay_correction: str | None = None,
 ) -> tuple[sitk.Image, SUVInfo | None]:
-    """Read a PET volume in SUVbw.
+    """Read a PET volume in SUV (SUVbw unless ``variant`` says otherwise).
 
     Parameters
     ----------
@@ -466,6 +248,12 @@ def read_pet_suv(
     pet_units : {"SUV", None}, default=None
         ``"SUV"`` when the volume is already in SUVbw (e.g. NIfTI exports). A volume file without
         DICOM tags is accepted only with ``"SUV"``.
+    series_uid : str, optional
+        The SeriesInstanceUID when the folder holds several series.
+    variant : {"bw", "lbm", "lbm_janma", "bsa", "ibw"}
+        SUV normalisation (:data:`radfeat.dicom.suv.SUV_VARIANTS`), DICOM input only.
+    decay_correction : {"START", "ADMIN", "NONE"}, optional
+        Explicit override of DecayCorrection (0054,1102).
 
     Returns
     -------
@@ -476,7 +264,7 @@ def read_pet_suv(
     """
     units = _normalise_pet_units(pet_units)
     if units == "SUV":
-        return read_image(path), None
+        return read_image(path, series_uid=series_uid), None
     if not is_dicom_series(path):
         raise SUVConversionError(
             "PET volume file has no DICOM header to convert it to SUV",
@@ -485,9 +273,19 @@ def read_pet_suv(
             hint="if the volume is already in SUVbw set pet_units=SUV in the manifest; "
             "otherwise give the PET DICOM series folder",
         )
-    info = suv_info_from_dicom(path, case_id=case_id)
-    image = read_image(path)
-    return image * suv_scale_factor(info), info
+    from dataclasses import replace
+
+    from radfeat.dicom.series import read_series, series_slices
+
+    slices = series_slices(path, series_uid)
+    conversion = suv_conversion(
+        slices.headers, variant=variant, decay_correction=decay_correction, case_id=case_id, path=path
+    )
+    image, notes = read_series(slices, slice_factors=conversion.factors)
+    info = conversion.info
+    if notes:
+        info = replace(info, notes=(*info.notes, *notes))
+    return image, info
 
 
 def _normalise_pet_units(pet_units: Any) -> str | None:

@@ -252,12 +252,14 @@ def write_pet_dicom_series(
     units: str = "BQML",
     include_weight: bool = True,
     include_dose: bool = True,
+    decay_correction: str | None = "START",
 ) -> Path:
     """Write a PET volume given in SUVbw as a DICOM series in Bq/mL with realistic SUV tags.
 
     Activity = SUV × (dose decayed over ``uptake_time_s``) / weight [g]; DecayCorrection START with
-    SeriesTime = injection + uptake. Each slice is int16 with its own RescaleSlope. The ``include_*``
-    and ``units`` switches write deliberately incomplete headers for error-path tests.
+    SeriesTime = injection + uptake. Each slice is int16 with its own RescaleSlope. The ``include_*``,
+    ``units`` and ``decay_correction`` (``None``: tag left out) switches write deliberately incomplete
+    headers for error-path tests.
     """
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -296,7 +298,8 @@ def write_pet_dicom_series(
         ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = scan_time.strftime("%Y%m%d")
         ds.SeriesTime = ds.AcquisitionTime = scan_time.strftime("%H%M%S.%f")
         ds.Units = units
-        ds.DecayCorrection = "START"
+        if decay_correction is not None:
+            ds.DecayCorrection = decay_correction
         ds.CorrectedImage = ["ATTN", "DECY"]
         item = Dataset()
         item.Radiopharmaceutical = "Fluorodeoxyglucose"

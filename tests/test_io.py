@@ -59,21 +59,52 @@ def test_suv_decay_across_midnight(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "match", "fix"),
     [
-        ({"include_weight": False}, "PatientWeight"),
-        ({"include_dose": False}, "RadionuclideTotalDose"),
-        ({"units": "CNTS"}, "Units .* 'CNTS'"),
-        ({"units": "GML"}, "GML already means SUVbw"),
+        ({"include_weight": False}, "PatientWeight", "pet_units=SUV"),
+        ({"include_dose": False}, "RadionuclideTotalDose", "pet_units=SUV"),
+        ({"units": "CNTS"}, r"CNTS .*\(7053,1000\)", "Philips private tags"),
+        ({"units": "PROPCPS"}, "Units .* 'PROPCPS'", "pet_units=SUV"),
+        ({"decay_correction": None}, r"DecayCorrection \(0054,1102\) is missing", "pet_decay_correction"),
     ],
 )
-def test_suv_conversion_errors_name_the_tag_and_the_fix(tmp_path, kwargs, match):
+def test_suv_conversion_errors_name_the_tag_and_the_fix(tmp_path, kwargs, match, fix):
     folder = write_pet_dicom_series(_suv_volume(), tmp_path / "pet", **kwargs)
     with pytest.raises(SUVConversionError, match=match) as info:
         read_pet_suv(folder, case_id="P7")
     assert "case 'P7'" in str(info.value)
     assert str(folder) in str(info.value)
-    assert "pet_units=SUV" in str(info.value)
+    assert fix in str(info.value)
+
+
+def test_missing_decay_correction_is_never_assumed_but_an_explicit_override_is_recorded(tmp_path):
+    folder = write_pet_dicom_series(_suv_volume(), tmp_path / "pet", decay_correction=None)
+    start, info = read_pet_suv(folder, decay_correction="START")
+    reference = write_pet_dicom_series(_suv_volume(), tmp_path / "ref")
+    expected, _ = read_pet_suv(reference)
+    assert np.allclose(sitk.GetArrayFromImage(start), sitk.GetArrayFromImage(expected))
+    assert any("START given explicitly" in n for n in info.notes)
+
+
+def test_suv_variants_scale_body_weight_suv_by_the_normaliser(tmp_path):
+    """SUVlbm = SUVbw · LBM / W; SUVbsa = SUVbw · BSA[cm²] / W[g] (recorded as the variant)."""
+    from radfeat.dicom.suv import body_surface_area_du_bois, lean_body_mass_james
+
+    folder = write_pet_dicom_series(_suv_volume(), tmp_path / "pet", patient_weight_kg=80.0)
+    import pydicom
+
+    for f in sorted(folder.iterdir()):  # a height and sex for the body-size formulas
+        ds = pydicom.dcmread(f)
+        ds.PatientSize, ds.PatientSex = "1.80", "F"
+        ds.save_as(f)
+    bw, _ = read_pet_suv(folder)
+    lbm, info = read_pet_suv(folder, variant="lbm")
+    bsa, _ = read_pet_suv(folder, variant="bsa")
+    ratio = lean_body_mass_james(80.0, 180.0, "F") / 80.0
+    assert info.variant == "lbm" and 0.6 < ratio < 0.9
+    assert np.allclose(sitk.GetArrayFromImage(lbm), sitk.GetArrayFromImage(bw) * ratio)
+    area = body_surface_area_du_bois(80.0, 180.0) * 1e4 / 80000.0
+    assert np.allclose(sitk.GetArrayFromImage(bsa), sitk.GetArrayFromImage(bw) * area)
 
 
 def test_gml_units_accepted_when_manifest_says_suv(tmp_path):
