@@ -6,10 +6,15 @@ cases through here, so a case passes or fails the same way everywhere, with the 
 * the mask label: the row's ``mask_label``, else the settings' ``run.mask_label``, else 1
   (:func:`mask_label_for`);
 * images complete (:func:`radfeat.filecheck.check_complete`), 3D, masks integer-valued and non-empty;
-* the mask on the image's grid (size, spacing, origin, direction within ``GEOMETRY_TOLERANCE`` × the
-  spacing), else refused; a mask is never silently given the image's geometry;
-* PET in SUV (:func:`radfeat.io.read_pet_suv`), its mask from ``pet_mask`` or the CT mask's covered
-  volume fraction on the PET grid (:func:`radfeat.geometry.mask_on_grid`);
+* DICOM folders read by series (``ct_series`` / ``pet_series``: the SeriesInstanceUID when a folder
+  holds several);
+* the mask: a label-map volume on the image's grid (size, spacing, origin, direction within
+  ``GEOMETRY_TOLERANCE`` × the spacing), else refused — a mask is never silently given the image's
+  geometry; or an RTSTRUCT / DICOM-SEG (``roi`` names the ROI or segment) rasterised on the image grid;
+* PET in SUV (:func:`radfeat.io.read_pet_suv`; ``pet_decay_correction`` overrides a missing tag, the
+  settings' ``run.suv_variant`` chooses SUVbw/lbm/bsa/ibw), its mask from ``pet_mask``, else the same
+  RTSTRUCT/SEG rasterised **directly on the PET grid**, else the CT label map's covered volume fraction
+  on the PET grid (:func:`radfeat.geometry.mask_on_grid`);
 * no NaN or infinite voxel inside a mask.
 
 Every failure is a :class:`~radfeat.errors.CaseFailure` at stage ``read`` naming the case, the file
@@ -42,6 +47,9 @@ __all__ = [
 GEOMETRY_TOLERANCE = 1e-3
 #: Fraction of a PET voxel's volume the CT mask must cover for the voxel to belong to the PET VOI.
 PET_MASK_COVERAGE = 0.5
+
+#: Optional text columns of a row that change how a case is read.
+_OPTIONAL_TEXT = ("ct_series", "pet_series", "roi", "pet_roi", "pet_decay_correction")
 
 _GEOMETRY_HINT = "resample the mask onto the image grid, or re-export it from the image series"
 
@@ -86,6 +94,8 @@ class Case:
         UInt8 tumour mask on the PET grid.
     suv_info : dict or None
         The SUV conversion record (DICOM PET), for provenance.
+    notes : list of str
+        How the masks were obtained (ROI chosen, contours outside the image, resampling).
     """
 
     case_id: str
@@ -96,6 +106,7 @@ class Case:
     pet: sitk.Image | None = None
     pet_mask: sitk.Image | None = None
     suv_info: dict | None = None
+    notes: list[str] = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -160,16 +171,17 @@ def load_case(
     CaseFailure
         Stage ``read``, with the case, the file and a hint.
     """
-    from radfeat.io import read_image, read_mask, read_pet_suv
+    from radfeat.io import dicom_object_modality, read_image, read_mask_on, read_pet_suv
 
     case_id = str(row["case_id"])
     label = mask_label_for(row, settings)
+    text = {k: (str(row[k]).strip() if _present(row.get(k)) else None) for k in _OPTIONAL_TEXT}
     try:
-        ct = read_image(row["ct"], pixel_type=None)
-        mask = read_mask(row["mask"], label, case_id=case_id)
+        ct = read_image(row["ct"], pixel_type=None, series_uid=text["ct_series"])
+        mask, notes = read_mask_on(row["mask"], ct, label=label, roi=text["roi"], case_id=case_id)
         _check_grid(ct, mask, row["mask"], "ct", case_id)
         _check_finite(ct, mask, "CT", row["ct"], case_id)
-        case = Case(case_id, row, label, ct, mask)
+        case = Case(case_id, row, label, ct, mask, notes=notes)
         want_pet = _present(row.get("pet")) if pet is None else pet
         if want_pet and not _present(row.get("pet")):
             raise _fail(
@@ -179,12 +191,24 @@ def load_case(
                 "add the PET in the manifest's `pet` column, or use a CT-only setting (habitats mode: ct)",
             )
         if want_pet:
-            image, info = read_pet_suv(row["pet"], row.get("pet_units"), case_id=case_id)
+            image, info = read_pet_suv(
+                row["pet"],
+                row.get("pet_units"),
+                case_id=case_id,
+                series_uid=text["pet_series"],
+                variant=str(((settings or {}).get("run") or {}).get("suv_variant", "bw")),
+                decay_correction=text["pet_decay_correction"],
+            )
+            pet_roi = text["pet_roi"] or text["roi"]
             if _present(row.get("pet_mask")):
-                pet_mask = read_mask(row["pet_mask"], label, case_id=case_id)
+                pet_mask, notes = read_mask_on(row["pet_mask"], image, label=label, roi=pet_roi, case_id=case_id)
                 _check_grid(image, pet_mask, row["pet_mask"], "pet", case_id)
+            elif dicom_object_modality(row["mask"]) is not None:
+                # Contours / segments rasterised on the PET grid itself, not a resampled CT mask.
+                pet_mask, notes = read_mask_on(row["mask"], image, label=label, roi=pet_roi, case_id=case_id)
             else:
-                pet_mask = pet_mask_from_ct(mask, image)
+                pet_mask, notes = pet_mask_from_ct(mask, image), []
+            case.notes.extend(f"PET {n}" for n in notes)
             if not sitk.GetArrayViewFromImage(pet_mask).any():
                 raise _fail(
                     "the tumour covers no PET voxel (mask moved onto the PET grid is empty)",
@@ -214,7 +238,7 @@ def input_fingerprint(row: dict[str, Any]) -> str:
     """Hash of the case's input files (path, size, modification time; every file of a DICOM folder)
     and of the columns that change how they are read. Cheap: no voxel data read."""
     h = hashlib.sha256()
-    for column in ("ct", "pet", "mask", "pet_mask", "pet_units", "mask_label"):
+    for column in ("ct", "pet", "mask", "pet_mask", "pet_units", "mask_label", *_OPTIONAL_TEXT):
         value = row.get(column)
         h.update(f"{column}={value}".encode())
         if column in ("ct", "pet", "mask", "pet_mask") and isinstance(value, str):

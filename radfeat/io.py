@@ -26,6 +26,9 @@ __all__ = [
     "ImageHeader",
     "read_image_information",
     "read_mask",
+    "read_mask_on",
+    "dicom_object_modality",
+    "empty_image_like",
     "read_pet_suv",
     "suv_info_from_dicom",
     "suv_scale_factor",
@@ -300,3 +303,76 @@ def _normalise_pet_units(pet_units: Any) -> str | None:
         f"pet_units {pet_units!r} not understood",
         hint="use SUV for volumes already in SUVbw, or leave it empty for DICOM series",
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Masks from DICOM objects (RTSTRUCT, DICOM-SEG) or label-map volumes
+# --------------------------------------------------------------------------------------------------
+
+
+def dicom_object_modality(path: str | Path) -> str | None:
+    """``"RTSTRUCT"``, ``"SEG"`` … for a single DICOM file, ``None`` for anything else (volumes, folders)."""
+    path = Path(path)
+    if not path.is_file() or path.name.lower().endswith((".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")):
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    if head[128:132] != b"DICM" and not path.name.lower().endswith(".dcm"):
+        return None
+    import pydicom
+
+    try:
+        return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).Modality)
+    except Exception:  # noqa: BLE001 - unreadable: let the volume reader give its message
+        return None
+
+
+def empty_image_like(header: Any) -> sitk.Image:
+    """A UInt8 image on the grid of ``header`` (an image or :class:`ImageHeader`), for rasterising."""
+    image = sitk.Image([int(v) for v in header.GetSize()], sitk.sitkUInt8)
+    image.SetSpacing(header.GetSpacing())
+    image.SetOrigin(header.GetOrigin())
+    image.SetDirection(header.GetDirection())
+    return image
+
+
+def read_mask_on(
+    path: str | Path,
+    reference: Any,
+    *,
+    label: int = 1,
+    roi: Any = None,
+    slice_positions: np.ndarray | None = None,
+    case_id: str | None = None,
+) -> tuple[sitk.Image, list[str]]:
+    """The tumour mask for ``reference`` (an image or header): an RTSTRUCT ROI or a DICOM-SEG segment
+    rasterised on its grid (``roi`` names it), or a label-map volume's ``label`` (on its own grid, which
+    the caller checks against the image). Returns the UInt8 mask and notes for provenance."""
+    modality = dicom_object_modality(path)
+    if modality == "RTSTRUCT":
+        from radfeat.dicom.rtstruct import rasterise_roi, read_rtstruct, select_roi
+
+        structure = read_rtstruct(path)
+        try:
+            chosen = structure.rois[select_roi(structure.names, roi)]
+        except ValueError as exc:
+            raise MaskError(
+                str(exc), case_id=case_id, path=path, hint="set the manifest's `roi` column (or --roi) to one ROI name"
+            ) from None
+        reference = reference if isinstance(reference, sitk.Image) else empty_image_like(reference)
+        mask, notes = rasterise_roi(chosen, reference, slice_positions=slice_positions, path=path, case_id=case_id)
+        return mask, [f"mask: RTSTRUCT ROI {chosen.name!r}", *notes]
+    if modality == "SEG":
+        from radfeat.dicom.seg import read_segment
+
+        reference = reference if isinstance(reference, sitk.Image) else empty_image_like(reference)
+        mask, name = read_segment(path, reference, segment=roi, case_id=case_id)
+        return mask, [f"mask: DICOM-SEG segment {name!r}"]
+    if modality is not None:
+        raise MaskError(
+            f"DICOM file of Modality {modality} is not a mask",
+            case_id=case_id,
+            path=path,
+            hint="give an RTSTRUCT, a DICOM-SEG or a label-map volume as the mask",
+        )
+    return read_mask(path, label, case_id=case_id), []

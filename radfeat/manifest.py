@@ -1,7 +1,11 @@
 """The cohort manifest: one row per case, paths relative to the manifest file.
 
 Columns: ``case_id``, ``ct``, ``mask`` (required); ``pet``, ``pet_mask``, ``pet_units``, ``mask_label``,
-``cohort``, label and clinical columns (optional, carried through to the feature table).
+``cohort``, label and clinical columns (optional, carried through to the feature table). Images are
+volume files or DICOM series folders (``ct_series`` / ``pet_series``: the SeriesInstanceUID when a
+folder holds several); masks are label-map volumes, RTSTRUCT or DICOM-SEG files (``roi`` / ``pet_roi``:
+the ROI or segment, by name, regular expression or segment number); ``pet_decay_correction`` overrides a
+missing DecayCorrection tag. ``radfeat import`` writes such a manifest from a DICOM export.
 
 :func:`validate_manifest` checks every row and reports **all** problems in one pass, each naming the
 row, the case, the column and the path, with a hint on how to fix it.
@@ -29,8 +33,10 @@ from radfeat.errors import (
 from radfeat.geometry import compare_geometry
 from radfeat.io import (
     _normalise_pet_units,
+    dicom_object_modality,
     is_dicom_series,
     read_image_information,
+    read_mask_on,
     read_mask,
     suv_info_from_dicom,
 )
@@ -48,7 +54,9 @@ __all__ = [
 REQUIRED_COLUMNS = ("case_id", "ct", "mask")
 PATH_COLUMNS = ("ct", "pet", "mask", "pet_mask")
 #: Columns with a meaning to radfeat; every other column is a label or clinical covariate.
-RESERVED_COLUMNS = (*PATH_COLUMNS, "case_id", "pet_units", "mask_label", "cohort")
+#: Optional columns that say how to read a case (DICOM series UIDs, ROI names, decay override).
+READ_COLUMNS = ("ct_series", "pet_series", "roi", "pet_roi", "pet_decay_correction")
+RESERVED_COLUMNS = (*PATH_COLUMNS, *READ_COLUMNS, "case_id", "pet_units", "mask_label", "cohort")
 
 
 @dataclass(frozen=True)
@@ -312,14 +320,30 @@ def _check_row(
     if not check_images:
         return problems
 
+    def text(column: str) -> str | None:
+        value = row.get(column)
+        return None if value is None or _is_blank(value) else str(value).strip()
+
     headers: dict[str, Any] = {}
+    dicom_masks: dict[str, str] = {}
     for column, value in present.items():
+        if column in ("mask", "pet_mask") and dicom_object_modality(value) is not None:
+            dicom_masks[column] = value  # rasterised on its image's grid below
+            continue
         try:
-            headers[column] = read_image_information(value)
-        except ImageReadError as exc:
+            headers[column] = read_image_information(value, series_uid=text(f"{column}_series"))
+        except (ImageReadError, SUVConversionError) as exc:
             problem(column, "unreadable_image", exc.message, exc.hint or "")
 
     for mask_col, image_col in (("mask", "ct"), ("pet_mask", "pet")):
+        if mask_col in dicom_masks and image_col in headers:
+            roi_spec = text("pet_roi") or text("roi") if mask_col == "pet_mask" else text("roi")
+            try:
+                roi, _ = read_mask_on(dicom_masks[mask_col], headers[image_col], roi=roi_spec, case_id=case)
+                headers[mask_col] = headers[image_col]
+            except MaskError as exc:
+                problem(mask_col, "mask_roi", exc.message, exc.hint or "")
+            continue
         if mask_col not in headers:
             continue
         try:
@@ -356,7 +380,12 @@ def _check_row(
         if is_dicom_series(present["pet"]):
             if pet_units != "SUV":
                 try:
-                    suv_info_from_dicom(present["pet"], case_id=case)
+                    suv_info_from_dicom(
+                        present["pet"],
+                        case_id=case,
+                        series_uid=text("pet_series"),
+                        decay_correction=text("pet_decay_correction"),
+                    )
                 except RadfeatError as exc:
                     problem("pet", "pet_no_suv", exc.message, exc.hint or "")
         elif pet_units != "SUV":

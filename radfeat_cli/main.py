@@ -3,6 +3,7 @@
 Each command module parses its options, calls one library function and prints; nothing below this
 package imports it. Command groups:
 
+* :mod:`radfeat_cli.dicom_import` — ``import`` (a DICOM export → manifest);
 * :mod:`radfeat_cli.tables` — ``synth``, ``validate``, ``extract``, ``info``;
 * :mod:`radfeat_cli.habitats` — ``habitats fit``, ``habitats apply``;
 * :mod:`radfeat_cli.benchmark` — ``benchmark``, ``tune``;
@@ -17,7 +18,7 @@ from __future__ import annotations
 import typer
 
 from radfeat import __version__
-from radfeat_cli import benchmark, demo, habitats, tables, train
+from radfeat_cli import benchmark, demo, dicom_import, habitats, tables, train
 from radfeat_cli.common import DEBUG, out
 
 __all__ = ["app", "main"]
@@ -50,7 +51,7 @@ def _main(
     DEBUG["on"] = debug
 
 
-for module in (tables, benchmark, train, demo):
+for module in (dicom_import, tables, benchmark, train, demo):
     app.registered_commands += module.app.registered_commands
 app.add_typer(habitats.app, name="habitats")
 

@@ -197,8 +197,9 @@ def read_series(
         Output pixel type; ``None`` keeps the stored type (ignored when resampling or scaling: float64).
     slice_factors : array, optional
         One multiplier per slice (SUV conversion), applied before any resampling.
-    irregular : {"resample", "refuse"}
-        What to do with non-uniform slice spacing.
+    irregular : {"resample", "refuse", "keep"}
+        What to do with non-uniform slice spacing; ``"keep"`` returns the stored slices (z spacing the
+        median distance, true positions in ``slices.positions``), for checks against native references.
 
     Returns
     -------
@@ -213,7 +214,7 @@ def read_series(
         else:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(slices.files)
-            need_float = slice_factors is not None or slices.irregular
+            need_float = slice_factors is not None or (slices.irregular and irregular != "keep")
             if need_float:
                 reader.SetOutputPixelType(sitk.sitkFloat64)
             elif pixel_type is not None:
@@ -229,7 +230,7 @@ def read_series(
         raise ImageReadError(
             f"expected a 3D volume, got {image.GetDimension()}D", path=slices.folder, hint="give a 3D series"
         )
-    if slice_factors is None and not slices.irregular:
+    if slice_factors is None and not (slices.irregular and irregular != "keep"):
         return image, notes
     array = sitk.GetArrayFromImage(image)
     if slice_factors is not None:
@@ -241,7 +242,9 @@ def read_series(
             )
         array = array * np.asarray(slice_factors, float)[:, None, None]
     spacing = list(image.GetSpacing())
-    if slices.irregular:
+    if slices.irregular and irregular == "keep":
+        spacing[2] = float(np.median(np.diff(slices.positions)))
+    if slices.irregular and irregular != "keep":
         steps = np.diff(slices.positions)
         if irregular == "refuse":
             raise ImageReadError(

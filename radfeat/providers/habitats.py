@@ -44,11 +44,12 @@ class HabitatFeatures(FeatureProvider):
         self.radiomics = bool((settings.get("habitats") or {}).get("radiomics", True))
         self.blocks = {m: copy.deepcopy(settings.get(m)) for m in ("ct", "pet")} if self.radiomics else {}
         self.mask_label = (settings.get("run") or {}).get("mask_label", 1)
+        self.suv_variant = (settings.get("run") or {}).get("suv_variant", "bw")
         self.settings = {
             "ct": self.blocks.get("ct"),
             "pet": self.blocks.get("pet"),
             "habitats": {**(settings.get("habitats") or {}), "radiomics": self.radiomics},
-            "run": {"mask_label": self.mask_label},
+            "run": {"mask_label": self.mask_label, "suv_variant": self.suv_variant},
         }
         self.labels_dir = str(labels_dir) if labels_dir is not None else None
         self._model = model
@@ -62,6 +63,7 @@ class HabitatFeatures(FeatureProvider):
             "model": self.model_fingerprint,
             "radiomics_blocks": self.blocks,
             "mask_label": self.mask_label,
+            "suv_variant": self.suv_variant,
         }
 
     def model(self):

@@ -26,9 +26,10 @@ class WholeTumourRadiomics(FeatureProvider):
     def __init__(self, settings: dict[str, Any]) -> None:
         self.blocks = {m: copy.deepcopy(settings.get(m)) for m in ("ct", "pet")}
         self.mask_label = (settings.get("run") or {}).get("mask_label", 1)
+        self.suv_variant = (settings.get("run") or {}).get("suv_variant", "bw")
 
     def settings_used(self) -> dict[str, Any]:
-        return {"blocks": self.blocks, "mask_label": self.mask_label}
+        return {"blocks": self.blocks, "mask_label": self.mask_label, "suv_variant": self.suv_variant}
 
     def engines(self) -> dict[str, RadiomicsEngine]:
         return self.worker_state(

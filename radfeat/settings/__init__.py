@@ -22,7 +22,7 @@ _DESCRIPTOR_KEYS = {
     "mtv_absolute_suv",
     "heterogeneity_factor_range",
 }
-_RUN_KEYS = {"timeout_s", "mask_label"}
+_RUN_KEYS = {"timeout_s", "mask_label", "suv_variant"}
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -78,6 +78,11 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
     bad = set(settings.get("run") or {}) - _RUN_KEYS
     if bad:
         raise ValueError(f"{source}: run: unknown key(s) {sorted(bad)}; valid: {sorted(_RUN_KEYS)}")
+    from radfeat.dicom.suv import SUV_VARIANTS
+
+    variant = (settings.get("run") or {}).get("suv_variant", "bw")
+    if variant not in SUV_VARIANTS:
+        raise ValueError(f"{source}: run.suv_variant {variant!r} not known; valid: {list(SUV_VARIANTS)}")
     return settings
 
 
