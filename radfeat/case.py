@@ -201,7 +201,9 @@ def load_case(
             )
             pet_roi = text["pet_roi"] or text["roi"]
             if _present(row.get("pet_mask")):
-                pet_mask, notes = read_mask_on(row["pet_mask"], image, label=label, roi=pet_roi, case_id=case_id)
+                pet_mask, notes = read_mask_on(
+                    row["pet_mask"], image, label=label, roi=pet_roi, case_id=case_id
+                )
                 _check_grid(image, pet_mask, row["pet_mask"], "pet", case_id)
             elif dicom_object_modality(row["mask"]) is not None:
                 # Contours / segments rasterised on the PET grid itself, not a resampled CT mask.

@@ -313,7 +313,9 @@ def _normalise_pet_units(pet_units: Any) -> str | None:
 def dicom_object_modality(path: str | Path) -> str | None:
     """``"RTSTRUCT"``, ``"SEG"`` … for a single DICOM file, ``None`` for anything else (volumes, folders)."""
     path = Path(path)
-    if not path.is_file() or path.name.lower().endswith((".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")):
+    if not path.is_file() or path.name.lower().endswith(
+        (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+    ):
         return None
     with open(path, "rb") as fh:
         head = fh.read(132)
@@ -357,10 +359,15 @@ def read_mask_on(
             chosen = structure.rois[select_roi(structure.names, roi)]
         except ValueError as exc:
             raise MaskError(
-                str(exc), case_id=case_id, path=path, hint="set the manifest's `roi` column (or --roi) to one ROI name"
+                str(exc),
+                case_id=case_id,
+                path=path,
+                hint="set the manifest's `roi` column (or --roi) to one ROI name",
             ) from None
         reference = reference if isinstance(reference, sitk.Image) else empty_image_like(reference)
-        mask, notes = rasterise_roi(chosen, reference, slice_positions=slice_positions, path=path, case_id=case_id)
+        mask, notes = rasterise_roi(
+            chosen, reference, slice_positions=slice_positions, path=path, case_id=case_id
+        )
         return mask, [f"mask: RTSTRUCT ROI {chosen.name!r}", *notes]
     if modality == "SEG":
         from radfeat.dicom.seg import read_segment

@@ -36,8 +36,8 @@ from radfeat.io import (
     dicom_object_modality,
     is_dicom_series,
     read_image_information,
-    read_mask_on,
     read_mask,
+    read_mask_on,
     suv_info_from_dicom,
 )
 

@@ -14,13 +14,17 @@ app = typer.Typer()
 
 @app.command("import")
 def import_dicom(
-    root: Path = typer.Argument(..., help="Folder of a DICOM export (CT, PET, RTSTRUCT / SEG), searched recursively."),
+    root: Path = typer.Argument(
+        ..., help="Folder of a DICOM export (CT, PET, RTSTRUCT / SEG), searched recursively."
+    ),
     output: Path = typer.Option(Path("manifest.csv"), "--output", "-o", help="Manifest to write (CSV)."),
     roi: str | None = typer.Option(
         None, "--roi", help="Tumour ROI / segment: exact name, else a regular expression (e.g. 'GTV.*')."
     ),
     nifti_cache: Path | None = typer.Option(
-        None, "--nifti-cache", help="Also write NIfTI copies (CT, mask, PET in SUV, PET mask) here; the manifest points at them."
+        None,
+        "--nifti-cache",
+        help="Also write NIfTI copies (CT, mask, PET in SUV, PET mask) here; the manifest points at them.",
     ),
     ct_only: bool = typer.Option(False, "--ct-only", help="Accept studies without a PET series."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -49,7 +53,9 @@ def import_dicom(
             columns = (TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             with Progress(*columns, console=err) as bar:
                 task = bar.add_task("scan", total=None)
-                records = scan_tree(root, on_file=lambda done, total: bar.update(task, completed=done, total=total))
+                records = scan_tree(
+                    root, on_file=lambda done, total: bar.update(task, completed=done, total=total)
+                )
         output.parent.mkdir(parents=True, exist_ok=True)
         result = pair_studies(records, roi=roi, require_pet=not ct_only, relative_to=output.parent.resolve())
         rows = result.rows
@@ -87,11 +93,18 @@ def _write_nifti_cache(rows: list[dict], base: Path, cache: Path, quiet: bool) -
 
     converted = []
     for row in rows:
-        absolute = {k: (str((base / v).resolve()) if k in ("ct", "pet", "mask", "pet_mask") else v) for k, v in row.items()}
+        absolute = {
+            k: (str((base / v).resolve()) if k in ("ct", "pet", "mask", "pet_mask") else v)
+            for k, v in row.items()
+        }
         case = load_case(absolute)
         folder = cache / str(row["case_id"])
         names = {"ct": case.ct, "mask": case.mask, "pet": case.pet, "pet_mask": case.pet_mask}
-        new = {k: v for k, v in row.items() if k not in ("ct", "pet", "mask", "pet_mask", "roi", "pet_roi") and not k.endswith("_series")}
+        new = {
+            k: v
+            for k, v in row.items()
+            if k not in ("ct", "pet", "mask", "pet_mask", "roi", "pet_roi") and not k.endswith("_series")
+        }
         for key, image in names.items():
             if image is None:
                 continue

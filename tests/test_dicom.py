@@ -42,7 +42,10 @@ def test_rtstruct_placed_by_position_reproduces_the_nifti_masks_exactly(shared_d
     import pydicom
 
     ds = pydicom.dcmread(root / "mask" / "RS.dcm")
-    referenced = {str(c.ContourImageSequence[0].ReferencedSOPInstanceUID) for c in ds.ROIContourSequence[0].ContourSequence}
+    referenced = {
+        str(c.ContourImageSequence[0].ReferencedSOPInstanceUID)
+        for c in ds.ROIContourSequence[0].ContourSequence
+    }
     assert not referenced & present  # the references point at slices that are not in the export
     mask, notes = rasterise_roi(structure.rois[0], image)
     truth = _array(sitk.ReadImage(str(shared_data / "sts_petct" / patient / f"{modality}_mask.nii.gz"))) > 0
@@ -115,13 +118,19 @@ def test_fractional_seg_is_thresholded_and_habitat_maps_round_trip_as_seg(shared
     labels[:, 220:260, 150:300] = 2
     label_map = sitk.GetImageFromArray(labels)
     label_map.CopyInformation(ct)
-    seg_path = write_label_map_seg(label_map, slices.files, tmp_path / "habitats.seg.dcm", segment_names=["hab1", "hab2"])
+    seg_path = write_label_map_seg(
+        label_map, slices.files, tmp_path / "habitats.seg.dcm", segment_names=["hab1", "hab2"]
+    )
     for number in (1, 2):
         back, name = read_segment(seg_path, ct, segment=number)
         assert name == f"hab{number}" and np.array_equal(_array(back), (labels == number).astype(np.uint8))
     # Fractional: a ramp 0…1 along x, thresholded at 0.5 (and at 0.8 when asked).
-    ramp = np.tile(np.linspace(0, 1, labels.shape[2], dtype=np.float32), (labels.shape[0], labels.shape[1], 1))
-    algorithm = hd.AlgorithmIdentificationSequence(name="test", family=codes.cid7162.ArtificialIntelligence, version="1")
+    ramp = np.tile(
+        np.linspace(0, 1, labels.shape[2], dtype=np.float32), (labels.shape[0], labels.shape[1], 1)
+    )
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="test", family=codes.cid7162.ArtificialIntelligence, version="1"
+    )
     description = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="ramp",
@@ -177,7 +186,9 @@ def test_ge_bqml_whole_body_pet_with_irregular_slices(shared_data):
     assert suv.GetSpacing()[2] == pytest.approx(3.27, abs=0.01)
     regular_mask, _ = rasterise_roi(roi, suv)
     regular = _array(suv)[_array(regular_mask) > 0]
-    assert regular.max() == pytest.approx(7.911, rel=0.01) and regular.mean() == pytest.approx(2.555, rel=0.01)
+    assert regular.max() == pytest.approx(7.911, rel=0.01) and regular.mean() == pytest.approx(
+        2.555, rel=0.01
+    )
     with pytest.raises(Exception, match="not uniform"):
         read_series(slices, irregular="refuse")
 
@@ -199,7 +210,16 @@ pet:
 
 
 def test_import_the_shared_dicom_tree_then_extract_equals_the_nifti_route(shared_data, tmp_path):
-    done = _cli("import", str(shared_data / "dicom"), "--roi", "GTV_Mass.*", "-o", "dicom/manifest.csv", "-q", cwd=tmp_path)
+    done = _cli(
+        "import",
+        str(shared_data / "dicom"),
+        "--roi",
+        "GTV_Mass.*",
+        "-o",
+        "dicom/manifest.csv",
+        "-q",
+        cwd=tmp_path,
+    )
     # Studies without a CT (the SUV objects, the GE PET) and the SEG study are listed, not guessed.
     assert done.returncode == 1, done.stderr
     said = " ".join(done.stderr.split())  # rich wraps long lines
@@ -215,7 +235,9 @@ def test_import_the_shared_dicom_tree_then_extract_equals_the_nifti_route(shared
             "ct": [str(shared_data / "sts_petct" / p / "CT_image.nii.gz") for p in ("STS_002", "STS_003")],
             "mask": [str(shared_data / "sts_petct" / p / "CT_mask.nii.gz") for p in ("STS_002", "STS_003")],
             "pet": [str(shared_data / "sts_petct" / p / "PET_image.nii.gz") for p in ("STS_002", "STS_003")],
-            "pet_mask": [str(shared_data / "sts_petct" / p / "PET_mask.nii.gz") for p in ("STS_002", "STS_003")],
+            "pet_mask": [
+                str(shared_data / "sts_petct" / p / "PET_mask.nii.gz") for p in ("STS_002", "STS_003")
+            ],
             "pet_units": "SUV",
         }
     )
@@ -232,7 +254,9 @@ def test_import_the_shared_dicom_tree_then_extract_equals_the_nifti_route(shared
     pd.testing.assert_frame_equal(a[descriptors], b[descriptors], rtol=1e-5)
     # CT: the same HU in both routes (the NIfTI copy stores float, the DICOM series int16, which
     # pyradiomics keeps through resampling), so first-order features agree to about 1 HU.
-    assert np.allclose(a["ct_tumour_original_firstorder_Mean"], b["ct_tumour_original_firstorder_Mean"], atol=1.0)
+    assert np.allclose(
+        a["ct_tumour_original_firstorder_Mean"], b["ct_tumour_original_firstorder_Mean"], atol=1.0
+    )
 
 
 def test_import_nifti_cache_and_problems_name_patient_and_fix(shared_data, tmp_path):

@@ -43,7 +43,7 @@ def _objects(shared: object):
 def _quantisation_step(folder, factors) -> float:
     """One stored integer unit in SUVbw: max over slices of RescaleSlope × the slice's SUV factor."""
     slices = series_slices(folder)
-    return max(float(h.RescaleSlope) * f for h, f in zip(slices.headers, factors))
+    return max(float(h.RescaleSlope) * f for h, f in zip(slices.headers, factors, strict=True))
 
 
 @pytest.mark.realdata

@@ -45,7 +45,9 @@ def _describe(record: SeriesRecord) -> str:
     return f"{record.series_uid} ({record.description or 'no description'}, {len(record.files)} files)"
 
 
-def _mask_choice(masks: list[SeriesRecord], roi: str | None) -> tuple[list[tuple[SeriesRecord, str]], list[str]]:
+def _mask_choice(
+    masks: list[SeriesRecord], roi: str | None
+) -> tuple[list[tuple[SeriesRecord, str]], list[str]]:
     """Masks with exactly one ROI matching ``roi``; and errors of masks where the choice is ambiguous."""
     hits, errors = [], []
     for mask in masks:
@@ -79,6 +81,7 @@ def pair_studies(
         return os.path.relpath(path, relative_to) if relative_to is not None else str(Path(path).resolve())
 
     for (patient, study), items in sorted(by_study.items()):
+
         def problem(message: str, hint: str) -> None:
             problems.append(ImportProblem(patient, study, message, hint))  # noqa: B023
 
@@ -96,7 +99,9 @@ def pair_studies(
             continue
         hits, errors = _mask_choice(masks, roi)
         if errors:
-            problem("; ".join(errors), "give --roi an exact ROI name or a regular expression matching one ROI")
+            problem(
+                "; ".join(errors), "give --roi an exact ROI name or a regular expression matching one ROI"
+            )
             continue
         # The CT: the one a matching mask references, else the only one.
         referenced = {s for mask, _ in hits for s in mask.referenced_series}
@@ -109,12 +114,16 @@ def pair_studies(
             continue
         ct = ct_choices[0]
         if len(ct.folders) > 1:
-            problem(f"CT series {ct.series_uid} is split over {len(ct.folders)} folders", "put a series in one folder")
+            problem(
+                f"CT series {ct.series_uid} is split over {len(ct.folders)} folders",
+                "put a series in one folder",
+            )
             continue
         on_ct = [(m, name) for m, name in hits if ct.series_uid in m.referenced_series] or [
             (m, name)
             for m, name in hits
-            if not m.referenced_series or m.frame_of_reference == ct.frame_of_reference
+            if not m.referenced_series
+            or m.frame_of_reference == ct.frame_of_reference
             and not any(s in {p.series_uid for p in pets} for s in m.referenced_series)
         ]
         if not on_ct:
@@ -142,7 +151,9 @@ def pair_studies(
             problem("no PET series in the study", "export the PET series, or import with --ct-only")
             continue
         row: dict[str, Any] = {
-            "case_id": patient if studies_per_patient[patient] == 1 else f"{patient}_{items[0].study_date or study[-6:]}",
+            "case_id": patient
+            if studies_per_patient[patient] == 1
+            else f"{patient}_{items[0].study_date or study[-6:]}",
             "ct": place(ct.folders[0]),
             "ct_series": ct.series_uid,
             "mask": place(mask.files[0]),

@@ -20,7 +20,15 @@ import SimpleITK as sitk
 
 from radfeat.errors import MaskError
 
-__all__ = ["RTStruct", "StructureROI", "read_rtstruct", "select_roi", "rasterise_roi", "AmbiguousROI", "ROINotFound"]
+__all__ = [
+    "RTStruct",
+    "StructureROI",
+    "read_rtstruct",
+    "select_roi",
+    "rasterise_roi",
+    "AmbiguousROI",
+    "ROINotFound",
+]
 
 
 class AmbiguousROI(ValueError):
@@ -118,7 +126,9 @@ def select_roi(names: list[str], spec: str | int | None, *, what: str = "ROI") -
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
-        raise AmbiguousROI(f"{text!r} matches {len(hits)} {what}s {[names[i] for i in hits]}; choices: {names}")
+        raise AmbiguousROI(
+            f"{text!r} matches {len(hits)} {what}s {[names[i] for i in hits]}; choices: {names}"
+        )
     raise ROINotFound(f"no {what} matches {text!r}; choices: {names}")
 
 
@@ -157,7 +167,9 @@ def rasterise_roi(
         if slice_positions is not None:
             normal = direction[:, 2]
             depth = float(np.mean(points @ normal))
-            index[:, 2] = np.interp(depth, slice_positions, np.arange(len(slice_positions)), left=-1e9, right=1e9)
+            index[:, 2] = np.interp(
+                depth, slice_positions, np.arange(len(slice_positions)), left=-1e9, right=1e9
+            )
         planes.setdefault(round(_contour_plane_index(index), 3), []).append(index[:, :2])
     notes: list[str] = []
     if roi.skipped:
@@ -205,7 +217,9 @@ def rasterise_roi(
         )
     all_xy = np.concatenate([p for lv in planes for p in planes[lv]])
     if np.any(all_xy < -0.5) or np.any(all_xy > np.array([size[0], size[1]]) - 0.5):
-        notes.append(f"contours of {roi.name!r} reach outside the image in-plane; the mask is cut at the border")
+        notes.append(
+            f"contours of {roi.name!r} reach outside the image in-plane; the mask is cut at the border"
+        )
     if not mask.any():
         raise MaskError(
             f"ROI {roi.name!r} covers no voxel of the image (its contours lie outside the series)",

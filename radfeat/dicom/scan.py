@@ -56,7 +56,9 @@ def _files(root: Path) -> list[Path]:
     found = []
     for folder, _, names in os.walk(root):
         for name in names:
-            if not name.startswith(".") and not name.lower().endswith((".txt", ".md", ".csv", ".json", ".nii", ".gz")):
+            if not name.startswith(".") and not name.lower().endswith(
+                (".txt", ".md", ".csv", ".json", ".nii", ".gz")
+            ):
                 found.append(Path(folder) / name)
     return sorted(found)
 

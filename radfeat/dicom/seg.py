@@ -87,7 +87,11 @@ def read_segment(
     number = _choose(labels, segment, path, case_id)
     fractional = "FRACTIONAL" in str(seg.segmentation_type)
     volume = seg.get_volume(segment_numbers=[number], combine_segments=False, dtype=np.float32)
-    image = volume.squeeze_channel().to_simpleitk() if volume.number_of_channel_dimensions else volume.to_simpleitk()
+    image = (
+        volume.squeeze_channel().to_simpleitk()
+        if volume.number_of_channel_dimensions
+        else volume.to_simpleitk()
+    )
     image = sitk.Cast(image, sitk.sitkFloat32)
     if reference is not None:
         interpolator = sitk.sitkLinear if fractional else sitk.sitkNearestNeighbor
@@ -100,7 +104,7 @@ def read_segment(
             + (" of the image" if reference is not None else ""),
             case_id=case_id,
             path=path,
-            hint="pair the SEG with the series it was made on (same FrameOfReferenceUID), or choose another segment",
+            hint="pair the SEG with the series it was made on (same FrameOfReferenceUID), or another segment",
         )
     mask = sitk.GetImageFromArray(inside.astype(np.uint8))
     mask.CopyInformation(image)

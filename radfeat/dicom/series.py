@@ -122,8 +122,8 @@ def series_slices(folder: str | Path, series_uid: str | None = None) -> SeriesSl
         raise ImageReadError(
             f"folder holds {len(groups)} DICOM image series: {listing}",
             path=folder,
-            hint="name the one to use in the manifest's ct_series / pet_series column (its SeriesInstanceUID), "
-            "or run `radfeat import` on the folder",
+            hint="name the one to use in the manifest's ct_series / pet_series column (its "
+            "SeriesInstanceUID), or run `radfeat import` on the folder",
         )
     else:
         chosen = next(iter(groups))
@@ -147,7 +147,7 @@ def _check_positions(slices: SeriesSlices, gap_factor: float = 1.5) -> None:
         return
     if np.any(steps <= 1e-6):
         raise ImageReadError(
-            f"DICOM series has {int(np.sum(steps <= 1e-6))} slice(s) at the same position (duplicated slices)",
+            f"DICOM series has {int(np.sum(steps <= 1e-6))} slice(s) at the same position (duplicates)",
             path=slices.folder,
             hint="keep one copy of each slice",
         )
@@ -159,7 +159,7 @@ def _check_positions(slices: SeriesSlices, gap_factor: float = 1.5) -> None:
         i = int(gaps[0])
         raise ImageReadError(
             f"DICOM series has missing slices: {gaps.size} gap(s); first gap {steps[i]:.2f} mm between "
-            f"{slices.positions[i]:.2f} and {slices.positions[i + 1]:.2f} mm (usual slice distance {usual:.2f} mm)",
+            f"{slices.positions[i]:.2f} and {slices.positions[i + 1]:.2f} mm (usual distance {usual:.2f} mm)",
             path=slices.folder,
             hint="export the complete series again from the PACS",
         )
@@ -222,7 +222,7 @@ def read_series(
             image = reader.Execute()
     except RuntimeError as exc:
         raise ImageReadError(
-            f"cannot read the DICOM series ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc})",
+            f"cannot read the DICOM series ({(str(exc).strip().splitlines() or [exc])[-1]})",
             path=slices.folder,
             hint="check that the series is complete and uncompressed or in a transfer syntax GDCM reads",
         ) from exc
@@ -256,8 +256,9 @@ def read_series(
         array = _resample_along_normal(array, slices.positions, targets)
         spacing[2] = float(targets[1] - targets[0])
         notes.append(
-            f"non-uniform slice spacing {steps.min():.3f}–{steps.max():.3f} mm: {len(slices.positions)} slices "
-            f"resampled (linear, along the slice normal) to {len(targets)} slices at {spacing[2]:.4f} mm"
+            f"non-uniform slice spacing {steps.min():.3f}–{steps.max():.3f} mm: "
+            f"{len(slices.positions)} slices resampled (linear, along the slice normal) to "
+            f"{len(targets)} slices at {spacing[2]:.4f} mm"
         )
     out = sitk.GetImageFromArray(array)
     out.SetOrigin(image.GetOrigin())

@@ -68,7 +68,7 @@ def _by_sex(sex: str, male: float, female: float) -> float:
 
 
 def lean_body_mass_james(weight_kg: float, height_cm: float, sex: str) -> float:
-    """Lean body mass (kg), James 1976 as DICOM's LBMJAMES128: 1.10 W − 128 (W/H)² (M), 1.07 W − 148 (W/H)² (F)."""
+    """Lean body mass (kg), James 1976 (LBMJAMES128): 1.10 W − 128 (W/H)² (M), 1.07 W − 148 (W/H)² (F)."""
     ratio = (weight_kg / height_cm) ** 2
     return _by_sex(sex, 1.10 * weight_kg - 128 * ratio, 1.07 * weight_kg - 148 * ratio)
 
@@ -79,7 +79,7 @@ def _lean_body_mass_morgan(weight_kg: float, height_cm: float, sex: str) -> floa
 
 
 def lean_body_mass_janmahasatian(weight_kg: float, height_cm: float, sex: str) -> float:
-    """Lean body mass (kg), Janmahasatian 2005: 9270 W / (6680 + 216 BMI) (M), 9270 W / (8780 + 244 BMI) (F)."""
+    """Lean body mass (kg), Janmahasatian: 9270 W / (6680 + 216 BMI) (M), 9270 W / (8780 + 244 BMI) (F)."""
     bmi = weight_kg / (height_cm / 100.0) ** 2
     return _by_sex(sex, 9270 * weight_kg / (6680 + 216 * bmi), 9270 * weight_kg / (8780 + 244 * bmi))
 
@@ -251,7 +251,7 @@ def _private(ds: Any, tag: tuple[int, int]) -> float | None:
 
 
 def _average_count_rate_time(frame_s: float, decay_constant: float) -> float:
-    """T_ave = ln(λT / (1 − e^(−λT))) / λ: when, within a frame of T s, the decaying count rate equals its mean."""
+    """T_ave = ln(λT / (1 − e^(−λT))) / λ: when, in a frame of T s, the decaying count rate is its mean."""
     x = decay_constant * frame_s
     return math.log(x / -math.expm1(-x)) / decay_constant
 
@@ -384,7 +384,7 @@ def suv_conversion(
             raise fail(
                 f"PET Units (0054,1001) is {units or 'missing'!r}; radfeat converts BQML, CNTS (Philips), "
                 "GML and CM2ML",
-                "export the PET in Bq/mL (BQML), or convert it to SUVbw and set pet_units=SUV in the manifest",
+                "export the PET in Bq/mL (BQML), or convert it to SUVbw and set pet_units=SUV",
             )
         if not units_done:
             bw, dose, half_life, injection, reference, decay = _body_weight_factors(
@@ -440,7 +440,7 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
     if half_life is None or half_life <= 0:
         raise fail(
             "RadionuclideHalfLife (0018,1075) is missing",
-            "add the half-life in s (F-18: 6586.2 s, Ga-68: 4057.7 s), or supply SUV volumes with pet_units=SUV",
+            "add the half-life in s (F-18: 6586.2, Ga-68: 4057.7), or supply SUV volumes with pet_units=SUV",
         )
     decay_constant = math.log(2.0) / half_life
     tz = _tz(getattr(first, "TimezoneOffsetFromUTC", None))
@@ -452,8 +452,8 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
             notes.append("injection date taken from AcquisitionDate")
     if injection is None:
         raise fail(
-            "neither RadiopharmaceuticalStartDateTime (0018,1078) nor RadiopharmaceuticalStartTime (0018,1072) "
-            "is present",
+            "neither RadiopharmaceuticalStartDateTime (0018,1078) nor RadiopharmaceuticalStartTime "
+            "(0018,1072) is present",
             "add the injection time, or supply SUV volumes with pet_units=SUV",
         )
     given = str(getattr(first, "DecayCorrection", "") or "").strip().upper()
@@ -465,8 +465,8 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
     if not decay:
         raise fail(
             "DecayCorrection (0054,1102) is missing",
-            "radfeat does not assume it: set the manifest column pet_decay_correction to START, ADMIN or NONE "
-            "after checking the scanner's protocol",
+            "radfeat does not assume it: set the manifest column pet_decay_correction to START, ADMIN or "
+            "NONE after checking the scanner's protocol",
         )
     if decay not in ("START", "ADMIN", "NONE"):
         raise fail(
@@ -496,12 +496,12 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
         return np.full(len(headers), weight * 1000.0 / dose), dose, half_life, injection, None, decay
     if decay == "NONE":
         factors = np.empty(len(headers))
-        for k, (h, t_acq) in enumerate(zip(headers, acquisitions)):
+        for k, (h, t_acq) in enumerate(zip(headers, acquisitions, strict=True)):
             frame = _number(getattr(h, "ActualFrameDuration", None))
             if t_acq is None or frame is None or frame <= 0:
                 raise fail(
-                    "DecayCorrection NONE needs AcquisitionTime (0008,0032) and ActualFrameDuration (0018,1242) "
-                    f"on every slice; slice {k + 1} lacks them",
+                    "DecayCorrection NONE needs AcquisitionTime (0008,0032) and ActualFrameDuration "
+                    f"(0018,1242) on every slice; slice {k + 1} lacks them",
                     "export the complete PET headers, or reconstruct with decay correction",
                 )
             x = decay_constant * frame / 1000.0
@@ -514,7 +514,7 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
         return factors, dose, half_life, injection, None, decay
     # START: the reference time (QIBA order).
     series = parse_da_tm(getattr(first, "SeriesDate", None), getattr(first, "SeriesTime", None), tz)
-    known = [(t, h) for t, h in zip(acquisitions, headers) if t is not None]
+    known = [(t, h) for t, h in zip(acquisitions, headers, strict=True) if t is not None]
     earliest = min(known, key=lambda th: th[0]) if known else None
     if series is not None and (earliest is None or series <= earliest[0]):
         reference = series
@@ -537,8 +537,8 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
             t_ave = _average_count_rate_time(frame / 1000.0, decay_constant)
             reference = t_acq + timedelta(seconds=t_ave - frame_ref / 1000.0)
             notes.append(
-                "SeriesTime after AcquisitionTime: decay reference back-computed as AcquisitionTime + T_ave − "
-                "FrameReferenceTime"
+                "SeriesTime after AcquisitionTime: decay reference back-computed as AcquisitionTime + "
+                "T_ave − FrameReferenceTime"
             )
         else:
             reference = t_acq

@@ -156,7 +156,8 @@ def habitat_case_features(
     ``hab_diversity_*``, and per-habitat radiomics ``ct_hab{i}_<key>`` / ``pet_hab{i}_<key>`` on the
     native CT / PET grids, each filter computed once for all habitats (NaN when the habitat is absent
     or too small, with the reason in ``diagnostics_hab{i}_<modality>``). Writes
-    ``<case>_habitats.nii.gz`` on the CT grid to ``labels_dir`` when given.
+    ``<case>_habitats.nii.gz`` on the CT grid to ``labels_dir`` when given, and
+    ``<case>_habitats.seg.dcm`` (DICOM-SEG on the CT series) when the CT is a DICOM series.
     """
     hs = model.settings
     case = _load(row, hs, settings)
@@ -191,7 +192,25 @@ def habitat_case_features(
         from radfeat.utils.atomic import write_image
 
         write_image(native["ct"][1], Path(labels_dir) / f"{case.case_id}_habitats.nii.gz")
+        _write_habitat_seg(case, native["ct"][1], k, Path(labels_dir) / f"{case.case_id}_habitats.seg.dcm")
     return out
+
+
+def _write_habitat_seg(case: Case, labels: sitk.Image, k: int, path: Path) -> None:
+    """Beside the NIfTI label map: a DICOM-SEG on the CT series when the CT came from DICOM slices on
+    their own (regular) grid, so the habitats open in a viewer next to the scan."""
+    from radfeat.dicom.series import series_slices
+
+    ct_path = Path(str(case.row["ct"]))
+    if not ct_path.is_dir():
+        return
+    series = case.row.get("ct_series")
+    slices = series_slices(ct_path, str(series) if isinstance(series, str) and series else None)
+    if slices.irregular or slices.multiframe:
+        return  # resampled or enhanced: no one-to-one source slices
+    from radfeat.dicom.seg import write_label_map_seg
+
+    write_label_map_seg(labels, slices.files, path, segment_names=[f"habitat {h}" for h in range(1, k + 1)])
 
 
 def habitat_masks(labels: sitk.Image, k: int) -> dict[str, sitk.Image]:

@@ -33,7 +33,12 @@ class PETDescriptors(FeatureProvider):
         self.suv_variant = (settings.get("run") or {}).get("suv_variant", "bw")
 
     def settings_used(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "options": self.options, "mask_label": self.mask_label, "suv_variant": self.suv_variant}
+        return {
+            "enabled": self.enabled,
+            "options": self.options,
+            "mask_label": self.mask_label,
+            "suv_variant": self.suv_variant,
+        }
 
     def compute(self, case, timings: dict | None = None) -> dict[str, float]:
         if not self.enabled or case.pet is None:
