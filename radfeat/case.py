@@ -36,6 +36,7 @@ from radfeat.errors import CaseFailure, RadfeatError
 __all__ = [
     "Case",
     "load_case",
+    "case_reading_settings",
     "mask_label_for",
     "input_fingerprint",
     "pet_mask_from_ct",
@@ -58,6 +59,13 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value) != ""
 
 
+def case_reading_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings that change how :func:`load_case` reads a case (``run.mask_label``,
+    ``run.suv_variant``): every feature provider puts them in its cache key."""
+    run = (settings or {}).get("run") or {}
+    return {"mask_label": int(run.get("mask_label", 1)), "suv_variant": str(run.get("suv_variant", "bw"))}
+
+
 def mask_label_for(row: dict[str, Any], settings: dict[str, Any] | None = None) -> int:
     """The tumour's label value: the row's ``mask_label``, else ``run.mask_label``, else 1."""
     if _present(row.get("mask_label")):
@@ -70,7 +78,7 @@ def mask_label_for(row: dict[str, Any], settings: dict[str, Any] | None = None) 
                 case_id=str(row.get("case_id")),
                 hint="set mask_label to the integer label value of the tumour",
             ) from None
-    return int(((settings or {}).get("run") or {}).get("mask_label", 1))
+    return case_reading_settings(settings)["mask_label"]
 
 
 @dataclass
@@ -196,7 +204,7 @@ def load_case(
                 row.get("pet_units"),
                 case_id=case_id,
                 series_uid=text["pet_series"],
-                variant=str(((settings or {}).get("run") or {}).get("suv_variant", "bw")),
+                variant=case_reading_settings(settings)["suv_variant"],
                 decay_correction=text["pet_decay_correction"],
             )
             pet_roi = text["pet_roi"] or text["roi"]

@@ -63,6 +63,31 @@ def test_each_provider_hashes_only_the_settings_it_uses(tmp_path, cohort):
     pd.testing.assert_frame_equal(third.table[same], first.table[same])
 
 
+def test_every_case_reading_setting_is_in_every_provider_key(tmp_path, cohort):
+    """``run.mask_label`` and ``run.suv_variant`` change how a case is read, so every provider's
+    cached features must be keyed by them (a cache reused after an SUV-variant change is wrong)."""
+    from radfeat.extract import default_providers
+    from radfeat.habitats import fit_habitat_model
+    from radfeat.manifest import load_manifest
+    from radfeat.providers.habitats import HabitatFeatures
+
+    manifest, settings = cohort
+    rows = load_manifest(manifest).rows()
+    model_dir = tmp_path / "model"
+    fixed = copy.deepcopy(settings)
+    fixed["habitats"]["k_range"] = [2, 2]
+    fit_habitat_model(rows, [r["case_id"] for r in rows], fixed).save(model_dir)
+
+    def keys(s: dict) -> list[str]:
+        return [p.cache_key() for p in (*default_providers(s), HabitatFeatures(model_dir, s))]
+
+    base = keys(settings)
+    for key, value in (("suv_variant", "lbm"), ("mask_label", 2)):
+        edited = copy.deepcopy(settings)
+        edited["run"][key] = value
+        assert all(a != b for a, b in zip(base, keys(edited), strict=True)), key
+
+
 def test_habitat_model_refitted_into_the_same_folder_recomputes(tmp_path, cohort):
     from radfeat.habitats import fit_habitat_model
     from radfeat.manifest import load_manifest

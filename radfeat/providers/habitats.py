@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from radfeat.case import case_reading_settings
 from radfeat.errors import CaseFailure
 from radfeat.providers.base import FeatureProvider, stage
 
@@ -21,7 +22,8 @@ class HabitatFeatures(FeatureProvider):
         A fitted habitat model folder (``radfeat habitats fit``).
     settings : dict
         radfeat settings: the ``habitats`` block is the model's; the ``ct`` / ``pet`` blocks give the
-        per-habitat radiomics (when ``habitats.radiomics`` is on); ``run.mask_label``.
+        per-habitat radiomics (when ``habitats.radiomics`` is on); how cases are read
+        (:func:`radfeat.case.case_reading_settings`).
     labels_dir : path, optional
         Where to write each case's label map (``<case>_habitats.nii.gz``).
 
@@ -43,13 +45,12 @@ class HabitatFeatures(FeatureProvider):
         self.mode = model.settings.mode
         self.radiomics = bool((settings.get("habitats") or {}).get("radiomics", True))
         self.blocks = {m: copy.deepcopy(settings.get(m)) for m in ("ct", "pet")} if self.radiomics else {}
-        self.mask_label = (settings.get("run") or {}).get("mask_label", 1)
-        self.suv_variant = (settings.get("run") or {}).get("suv_variant", "bw")
+        self.reading = case_reading_settings(settings)
         self.settings = {
             "ct": self.blocks.get("ct"),
             "pet": self.blocks.get("pet"),
             "habitats": {**(settings.get("habitats") or {}), "radiomics": self.radiomics},
-            "run": {"mask_label": self.mask_label, "suv_variant": self.suv_variant},
+            "run": dict(self.reading),
         }
         self.labels_dir = str(labels_dir) if labels_dir is not None else None
         self._model = model
@@ -62,8 +63,7 @@ class HabitatFeatures(FeatureProvider):
         return {
             "model": self.model_fingerprint,
             "radiomics_blocks": self.blocks,
-            "mask_label": self.mask_label,
-            "suv_variant": self.suv_variant,
+            "reading": self.reading,
         }
 
     def model(self):

@@ -7,6 +7,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from radfeat.case import case_reading_settings
 from radfeat.features.pet import pet_descriptors
 from radfeat.features.radiomics import column_name
 from radfeat.providers.base import FeatureProvider, stage
@@ -17,7 +18,8 @@ __all__ = ["PETDescriptors"]
 class PETDescriptors(FeatureProvider):
     """``pet_tumour_suv_<descriptor>`` columns (SUVmax, SUVpeak, MTV, TLG, …) of cases with a PET.
 
-    Uses the settings' ``pet_descriptors`` block and ``run.mask_label``.
+    Uses the settings' ``pet_descriptors`` block and how cases are read
+    (:func:`radfeat.case.case_reading_settings`).
     """
 
     name = "pet_descriptors"
@@ -29,15 +31,13 @@ class PETDescriptors(FeatureProvider):
         block = copy.deepcopy(settings.get("pet_descriptors") or {})
         self.enabled = bool(block.pop("enabled", True))
         self.options = block
-        self.mask_label = (settings.get("run") or {}).get("mask_label", 1)
-        self.suv_variant = (settings.get("run") or {}).get("suv_variant", "bw")
+        self.reading = case_reading_settings(settings)
 
     def settings_used(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
             "options": self.options,
-            "mask_label": self.mask_label,
-            "suv_variant": self.suv_variant,
+            "reading": self.reading,
         }
 
     def compute(self, case, timings: dict | None = None) -> dict[str, float]:

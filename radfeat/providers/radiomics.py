@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from radfeat.case import case_reading_settings
 from radfeat.features.radiomics import RadiomicsEngine, column_name
 from radfeat.providers.base import FeatureProvider, stage
 
@@ -14,8 +15,8 @@ __all__ = ["WholeTumourRadiomics"]
 class WholeTumourRadiomics(FeatureProvider):
     """``ct_tumour_<pyradiomics key>`` and ``pet_tumour_<pyradiomics key>`` columns.
 
-    Uses the settings' ``ct`` and ``pet`` blocks (``null`` switches a modality off) and
-    ``run.mask_label``. PET radiomics are computed when the case has a PET.
+    Uses the settings' ``ct`` and ``pet`` blocks (``null`` switches a modality off) and how cases are
+    read (:func:`radfeat.case.case_reading_settings`). PET radiomics are computed when the case has a PET.
     """
 
     name = "radiomics"
@@ -25,11 +26,10 @@ class WholeTumourRadiomics(FeatureProvider):
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.blocks = {m: copy.deepcopy(settings.get(m)) for m in ("ct", "pet")}
-        self.mask_label = (settings.get("run") or {}).get("mask_label", 1)
-        self.suv_variant = (settings.get("run") or {}).get("suv_variant", "bw")
+        self.reading = case_reading_settings(settings)
 
     def settings_used(self) -> dict[str, Any]:
-        return {"blocks": self.blocks, "mask_label": self.mask_label, "suv_variant": self.suv_variant}
+        return {"blocks": self.blocks, "reading": self.reading}
 
     def engines(self) -> dict[str, RadiomicsEngine]:
         return self.worker_state(
