@@ -337,7 +337,7 @@ def _check_row(
 
     for mask_col, image_col in (("mask", "ct"), ("pet_mask", "pet")):
         if mask_col in dicom_masks and image_col in headers:
-            roi_spec = text("pet_roi") or text("roi") if mask_col == "pet_mask" else text("roi")
+            roi_spec = (text("pet_roi") or text("roi")) if mask_col == "pet_mask" else text("roi")
             try:
                 roi, _ = read_mask_on(dicom_masks[mask_col], headers[image_col], roi=roi_spec, case_id=case)
                 headers[mask_col] = headers[image_col]

@@ -11,7 +11,7 @@ out of the manifest.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,7 @@ def pair_studies(
     by_study: dict[tuple[str, str], list[SeriesRecord]] = defaultdict(list)
     for record in records:
         by_study[(record.patient_id, record.study_uid)].append(record)
-    studies_per_patient: dict[str, int] = defaultdict(int)
-    for patient, _ in by_study:
-        studies_per_patient[patient] += 1
+    studies_per_patient = Counter(patient for patient, _ in by_study)
     rows: list[dict[str, Any]] = []
     problems: list[ImportProblem] = []
 
@@ -119,12 +117,17 @@ def pair_studies(
                 "put a series in one folder",
             )
             continue
-        on_ct = [(m, name) for m, name in hits if ct.series_uid in m.referenced_series] or [
-            (m, name)
-            for m, name in hits
-            if not m.referenced_series
-            or m.frame_of_reference == ct.frame_of_reference
-            and not any(s in {p.series_uid for p in pets} for s in m.referenced_series)
+        # Masks drawn on this CT: those referencing it; else those in its frame of reference (or without
+        # references) that do not reference a PET series.
+        pet_uids = {p.series_uid for p in pets}
+
+        def unreferenced_on_ct(m: SeriesRecord) -> bool:
+            if not m.referenced_series:
+                return True
+            return m.frame_of_reference == ct.frame_of_reference and not pet_uids & set(m.referenced_series)  # noqa: B023
+
+        on_ct = [(m, n) for m, n in hits if ct.series_uid in m.referenced_series] or [
+            (m, n) for m, n in hits if unreferenced_on_ct(m)
         ]
         if not on_ct:
             names = {f"{Path(m.files[0]).parent.name}/{Path(m.files[0]).name}": m.roi_names for m in masks}

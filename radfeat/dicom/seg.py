@@ -51,9 +51,9 @@ def _choose(labels: dict[int, str], spec: Any, path: Any, case_id: str | None) -
     try:
         return numbers[select_roi([labels[n] for n in numbers], text or None, what="segment")]
     except ValueError as exc:
-        choices = ", ".join(f"{n}: {label}" for n, label in labels.items())
+        numbers_and_labels = ", ".join(f"{n}: {label}" for n, label in labels.items())
         raise MaskError(
-            f"{exc}".split("; choices")[0] + f" (segments {choices})",
+            f"{exc} (segment numbers {numbers_and_labels})",
             case_id=case_id,
             path=path,
             hint="set the manifest's `roi` column (or --roi) to a segment number or label",

@@ -219,7 +219,13 @@ def read_series(
                 reader.SetOutputPixelType(sitk.sitkFloat64)
             elif pixel_type is not None:
                 reader.SetOutputPixelType(pixel_type)
-            image = reader.Execute()
+            # ITK warns about non-uniform sampling; radfeat handles it below and records it in the notes.
+            warnings_on = sitk.ProcessObject.GetGlobalWarningDisplay()
+            sitk.ProcessObject.SetGlobalWarningDisplay(warnings_on and not slices.irregular)
+            try:
+                image = reader.Execute()
+            finally:
+                sitk.ProcessObject.SetGlobalWarningDisplay(warnings_on)
     except RuntimeError as exc:
         raise ImageReadError(
             f"cannot read the DICOM series ({(str(exc).strip().splitlines() or [exc])[-1]})",

@@ -480,7 +480,8 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
         for h in headers
     ]
 
-    def after_injection(t: datetime) -> datetime:
+    def after_injection(t: datetime) -> tuple[datetime, float]:
+        """``t`` on the injection's clock (a day on when it crossed midnight) and seconds since injection."""
         t, inj = _same_clock(t, injection)
         if t < inj and inj - t > timedelta(hours=12):
             t += timedelta(days=1)  # times without a usable date: the scan crossed midnight
@@ -489,7 +490,7 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
                 f"scan time {t} is before the injection time {inj}",
                 "check RadiopharmaceuticalStartDateTime/StartTime and the series/acquisition times",
             )
-        return t
+        return t, (t - inj).total_seconds()
 
     if decay == "ADMIN":
         notes.append("DecayCorrection ADMIN: no decay of the dose")
@@ -505,7 +506,7 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
                     "export the complete PET headers, or reconstruct with decay correction",
                 )
             x = decay_constant * frame / 1000.0
-            elapsed = (after_injection(t_acq) - _same_clock(t_acq, injection)[1]).total_seconds()
+            _, elapsed = after_injection(t_acq)
             # Mean activity over the frame back to injection: λT/(1−e^(−λT)) · e^(λ(t_acq − t_inj)).
             factors[k] = weight * 1000.0 / dose * (x / -math.expm1(-x)) * math.exp(decay_constant * elapsed)
         notes.append(
@@ -543,7 +544,6 @@ def _body_weight_factors(headers, weight, decay_override, fail, notes):
         else:
             reference = t_acq
             notes.append("SeriesTime after AcquisitionTime: decay reference = earliest AcquisitionTime")
-    reference = after_injection(reference)
-    elapsed = (reference - _same_clock(reference, injection)[1]).total_seconds()
+    reference, elapsed = after_injection(reference)
     factor = weight * 1000.0 / (dose * math.exp(-decay_constant * elapsed))
     return np.full(len(headers), factor), dose, half_life, injection, reference, decay
