@@ -58,9 +58,11 @@ def import_dicom(
                 )
         output.parent.mkdir(parents=True, exist_ok=True)
         result = pair_studies(records, roi=roi, require_pet=not ct_only, relative_to=output.parent.resolve())
-        rows = result.rows
+        rows, unconverted = result.rows, []
         if nifti_cache is not None and rows:
-            rows = _write_nifti_cache(rows, output.parent.resolve(), nifti_cache.resolve(), quiet)
+            rows, unconverted = _write_nifti_cache(
+                rows, output.parent.resolve(), nifti_cache.resolve(), quiet
+            )
     except RadfeatError as exc:
         error(exc)
         raise typer.Exit(EXIT_DATA) from None
@@ -76,28 +78,37 @@ def import_dicom(
         out.print(f"manifest: {output} ({len(rows)} case(s)); next: radfeat validate {output}", markup=False)
     for problem in result.problems:
         err.print(f"not imported: {problem}", markup=False)
-    if result.problems:
-        err.print(f"{len(result.problems)} study/studies not imported (listed above)", markup=False)
+    if result.problems or unconverted:
+        count = len(result.problems) + len(unconverted)
+        err.print(f"{count} study/studies not imported (listed above)", markup=False)
         raise typer.Exit(EXIT_DATA)
     if not rows:
         error("no case found. Hint: the folder needs CT series with an RTSTRUCT or DICOM-SEG")
         raise typer.Exit(EXIT_DATA)
 
 
-def _write_nifti_cache(rows: list[dict], base: Path, cache: Path, quiet: bool) -> list[dict]:
-    """Read each case once through the case loader and write NIfTI copies; rows then point at them."""
+def _write_nifti_cache(
+    rows: list[dict], base: Path, cache: Path, quiet: bool
+) -> tuple[list[dict], list[str]]:
+    """Read each case once through the case loader and write NIfTI copies; rows then point at them.
+    Returns the converted rows and the ids of the cases that could not be read (each reported)."""
     import os
 
     from radfeat.case import load_case
     from radfeat.utils.atomic import write_image
 
-    converted = []
+    converted, failed = [], []
     for row in rows:
         absolute = {
             k: (str((base / v).resolve()) if k in ("ct", "pet", "mask", "pet_mask") else v)
             for k, v in row.items()
         }
-        case = load_case(absolute)
+        try:
+            case = load_case(absolute)
+        except RadfeatError as exc:  # this case is left out; the others are written
+            err.print(f"not imported: {row['case_id']}: {exc}", markup=False)
+            failed.append(str(row["case_id"]))
+            continue
         folder = cache / str(row["case_id"])
         names = {"ct": case.ct, "mask": case.mask, "pet": case.pet, "pet_mask": case.pet_mask}
         new = {
@@ -117,4 +128,4 @@ def _write_nifti_cache(rows: list[dict], base: Path, cache: Path, quiet: bool) -
         converted.append(new)
         if not quiet:
             err.print(f"{row['case_id']}: NIfTI written to {folder}", markup=False)
-    return converted
+    return converted, failed

@@ -194,8 +194,16 @@ def test_ge_bqml_whole_body_pet_with_irregular_slices(shared_data):
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "COLUMNS": "400"}  # long paths on one line (rich folds words at the width)
     return subprocess.run(
-        [sys.executable, "-m", "radfeat_cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "radfeat_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env=env,
     )
 
 
@@ -283,3 +291,35 @@ def test_import_nifti_cache_and_problems_name_patient_and_fix(shared_data, tmp_p
     said = " ".join(done.stderr.split())
     assert done.returncode == 1 and "several ROIs and none chosen" in said and "GREEN" in said
     assert "give --roi" in said
+
+
+def _study_tail(path) -> str:
+    import pydicom
+
+    return str(
+        pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"]).StudyInstanceUID
+    )[-12:]
+
+
+def test_a_broken_mask_object_is_listed_and_the_other_patients_are_imported(shared_data, tmp_path):
+    import shutil
+
+    export = tmp_path / "export"
+    shutil.copytree(shared_data / "dicom" / "sts_rtstruct", export)
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    cut = export / "STS_002" / "CT" / "mask" / "cut.dcm"
+    cut.write_bytes((export / "STS_002" / "CT" / "mask" / "RS.dcm").read_bytes()[:2000])  # cut short
+    # A file that says it is a DICOM-SEG but is not one (highdicom cannot read it) in STS_003's study.
+    not_seg = pydicom.dcmread(sorted((export / "STS_003" / "CT" / "image").iterdir())[0])
+    not_seg.Modality, not_seg.SeriesInstanceUID = "SEG", generate_uid()
+    fake = export / "STS_003" / "CT" / "mask" / "seg.dcm"
+    not_seg.save_as(fake)
+    done = _cli("import", str(export), "--roi", "GTV_Mass.*", "-o", "m.csv", "-q", cwd=tmp_path)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1
+    assert f"patient STS_003 (study …{_study_tail(fake)}): cannot read {fake}" in said
+    assert f"cannot read {cut}" in said and "re-export" in said
+    # STS_002's own files are intact: the cut extra file does not cost it its row.
+    assert list(pd.read_csv(tmp_path / "m.csv").case_id) == ["STS_002"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from radfeat.dicom.rtstruct import AmbiguousROI, ROINotFound, select_roi
-from radfeat.dicom.scan import SeriesRecord
+from radfeat.dicom.scan import UNREADABLE, SeriesRecord
 
 __all__ = ["ImportProblem", "ImportResult", "pair_studies"]
 
@@ -68,12 +68,22 @@ def pair_studies(
     relative_to: str | Path | None = None,
 ) -> ImportResult:
     """Manifest rows (one per patient study with a tumour mask) and the studies that could not be paired."""
+    unreadable = [r for r in records if r.modality == UNREADABLE]
     by_study: dict[tuple[str, str], list[SeriesRecord]] = defaultdict(list)
     for record in records:
-        by_study[(record.patient_id, record.study_uid)].append(record)
+        if record.modality != UNREADABLE:
+            by_study[(record.patient_id, record.study_uid)].append(record)
     studies_per_patient = Counter(patient for patient, _ in by_study)
     rows: list[dict[str, Any]] = []
-    problems: list[ImportProblem] = []
+    problems = [
+        ImportProblem(
+            "unknown",
+            "",
+            f"cannot read {r.files[0]} ({r.error}); its patient and study are unknown",
+            "re-export the file (it looks cut short or corrupt), or remove it from the export",
+        )
+        for r in unreadable
+    ]
 
     def place(path: str) -> str:
         return os.path.relpath(path, relative_to) if relative_to is not None else str(Path(path).resolve())
@@ -93,6 +103,13 @@ def pair_studies(
             problem(
                 f"no CT series (found: {', '.join(sorted({r.modality for r in items}))})",
                 "radfeat's cases need a CT; export the CT series of this study",
+            )
+            continue
+        broken = [m for m in masks if m.error]
+        if broken:
+            problem(
+                "; ".join(f"cannot read {m.files[0]} ({m.error})" for m in broken),
+                "re-export the structure set / segmentation, or remove the broken file from the export",
             )
             continue
         hits, errors = _mask_choice(masks, roi)

@@ -8,7 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SeriesRecord", "scan_tree"]
+__all__ = ["SeriesRecord", "scan_tree", "UNREADABLE"]
+
+#: Modality given to a file that starts like DICOM but cannot be parsed (cut short, corrupt).
+UNREADABLE = "UNREADABLE"
 
 _TAGS = [
     "PatientID",
@@ -42,6 +45,7 @@ class SeriesRecord:
     files: list[str] = field(default_factory=list)
     referenced_series: list[str] = field(default_factory=list)
     roi_names: list[str] = field(default_factory=list)
+    error: str = ""  # why a mask object could not be read (the import lists its study)
 
     @property
     def folders(self) -> list[str]:
@@ -50,6 +54,14 @@ class SeriesRecord:
     @property
     def is_mask(self) -> bool:
         return self.modality in ("RTSTRUCT", "SEG")
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
 
 
 def _files(root: Path) -> list[Path]:
@@ -70,16 +82,25 @@ def scan_tree(root: str | Path, *, on_file: Callable[[int, int], None] | None = 
     """
     import pydicom
 
-    from radfeat.dicom.rtstruct import read_rtstruct
-    from radfeat.dicom.seg import segment_labels
-
     files = _files(Path(root))
     records: dict[str, SeriesRecord] = {}
     for done, path in enumerate(files, 1):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
-        except Exception:  # noqa: BLE001 - not DICOM
+        except Exception as exc:  # noqa: BLE001 - not DICOM, or a DICOM file that is cut or corrupt
             ds = None
+            if _has_dicom_preamble(path):
+                records[str(path)] = SeriesRecord(
+                    "unknown",
+                    "",
+                    "",
+                    "",
+                    UNREADABLE,
+                    "",
+                    "",
+                    [str(path)],
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         if on_file is not None:
             on_file(done, len(files))
         if ds is None or "SeriesInstanceUID" not in ds:
@@ -100,15 +121,29 @@ def scan_tree(root: str | Path, *, on_file: Callable[[int, int], None] | None = 
             )
         record.files.append(str(path))
     for record in records.values():
-        if record.modality == "RTSTRUCT":
-            structure = read_rtstruct(record.files[0])
-            record.roi_names = structure.names
-            record.referenced_series = structure.referenced_series_uids
-            record.frame_of_reference = record.frame_of_reference or structure.frame_of_reference_uid
-        elif record.modality == "SEG":
-            record.roi_names = list(segment_labels(record.files[0]).values())
-            ds = pydicom.dcmread(record.files[0], stop_before_pixels=True)
-            record.referenced_series = [
-                str(s.SeriesInstanceUID) for s in getattr(ds, "ReferencedSeriesSequence", []) or []
-            ]
+        if record.is_mask and not record.error:
+            try:
+                _read_mask_object(record)
+            except Exception as exc:  # noqa: BLE001 - one bad object must not stop the scan
+                record.error = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
     return sorted(records.values(), key=lambda r: (r.patient_id, r.study_uid, r.modality, r.series_uid))
+
+
+def _read_mask_object(record: SeriesRecord) -> None:
+    """ROI names / segment labels and referenced series of an RTSTRUCT or SEG record."""
+    import pydicom
+
+    from radfeat.dicom.rtstruct import read_rtstruct
+    from radfeat.dicom.seg import segment_labels
+
+    if record.modality == "RTSTRUCT":
+        structure = read_rtstruct(record.files[0])
+        record.roi_names = structure.names
+        record.referenced_series = structure.referenced_series_uids
+        record.frame_of_reference = record.frame_of_reference or structure.frame_of_reference_uid
+    else:
+        record.roi_names = list(segment_labels(record.files[0]).values())
+        ds = pydicom.dcmread(record.files[0], stop_before_pixels=True)
+        record.referenced_series = [
+            str(s.SeriesInstanceUID) for s in getattr(ds, "ReferencedSeriesSequence", []) or []
+        ]
