@@ -5,15 +5,19 @@ inner stratified k-fold **on the outer training part only**; each family's best 
 on the outer training part and predicts the outer test part. Two automatic choices use the inner CV
 only:
 
-* ``auto``: soft vote (mean probability) of the inner-tuned members ``auto_members`` (default a
-  regularised logistic regression and gradient boosting: additive and interaction-capturing models);
+* ``auto``: a stacked combination (Super Learner) of every benchmarked radiomics family: convex
+  weights learned on the families' **inner** out-of-fold predictions by ``auto_rule``
+  (:mod:`models.ensemble`; default greedy ensemble selection on AUC), applied to their outer-test
+  predictions. The weights adapt to the table — a family that is weak on it gets little or no weight —
+  without any outer test case being seen;
 * ``auto_select``: one family per outer fold by :func:`choose_family` (simplest family not
   significantly worse than the inner-CV best).
 
 On small radiomics tables a hard per-fold family choice is fragile (the inner winner is often the
-model that fits that training split best, not the one that generalises); the soft vote does not bet
-on one noisy choice. Both are reported. Nothing from an outer test fold is seen before its
-prediction. Outer folds run in parallel (joblib) and are cached, so a rerun resumes.
+model that fits that training split best, not the one that generalises) and collapses to one family;
+the stacked combination does not bet on one noisy choice. Both are reported. Nothing from an outer
+test fold is seen before its prediction. Outer folds run in parallel (joblib) and are cached, so a
+rerun resumes.
 
 Grouped data (several rows per patient) use group-aware splits at both levels.
 """
@@ -33,7 +37,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from models.data import Dataset
-from models.zoo import get_family, predict_scores
+from models.zoo import FAMILIES, get_family, predict_scores
 from radfeat.utils.versions import library_versions
 
 __all__ = [
@@ -50,8 +54,9 @@ __all__ = [
 AUTO = "auto"
 AUTO_SELECT = "auto_select"
 #: Bumped when what a cached fold holds changes (2: per-fold training thresholds; 3: ``auto`` only
-#: when all its members were benchmarked).
-CACHE_PROTOCOL = 3
+#: when all its members were benchmarked; 4: ``auto`` stacked on inner out-of-fold predictions, which
+#: each fold now keeps).
+CACHE_PROTOCOL = 4
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class CVConfig:
     nested: bool = True
     random_state: int = 0
     n_jobs: int = 1
-    auto_members: tuple[str, ...] = ("lr", "xgb")
+    auto_rule: str = "hill_climb"
 
     @classmethod
     def parse(cls, text: str, **kwargs) -> CVConfig:
@@ -156,6 +161,14 @@ COMPLEXITY = (
 )
 
 
+def _complexity(name: str) -> int:
+    return COMPLEXITY.index(name) if name in COMPLEXITY else len(COMPLEXITY)
+
+
+#: Families the stacked ``auto`` may combine (the radiomics families; never a baseline comparator).
+STACKABLE = frozenset(FAMILIES)
+
+
 def choose_family(inner_auc: dict[str, float], oof: dict[str, np.ndarray], y: np.ndarray) -> str:
     """Simplest family not clearly worse than the inner-CV best (a one-standard-error-style rule,
     Breiman et al. 1984, with the paired DeLong test on AUC).
@@ -170,7 +183,7 @@ def choose_family(inner_auc: dict[str, float], oof: dict[str, np.ndarray], y: np
     from models.stats import delong_test
 
     best = max(inner_auc, key=lambda n: inner_auc[n])
-    rank = {n: (COMPLEXITY.index(n) if n in COMPLEXITY else len(COMPLEXITY)) for n in inner_auc}
+    rank = {n: _complexity(n) for n in inner_auc}
     for name in sorted(inner_auc, key=lambda n: rank[n]):
         if name == best:
             return best
@@ -190,6 +203,103 @@ def _candidates(families: Sequence[str], nested: bool) -> list[tuple[str, dict]]
         grid = fam.grid if nested else fam.grid[:1]
         out += [(name, dict(p)) for p in grid]
     return out
+
+
+@dataclass
+class TunedFamilies:
+    """What the inner CV chose on one training set: per family ``best`` (inner AUC, parameters), the
+    inner out-of-fold scores of each best candidate, the ``auto_select`` family and the stacked
+    ``auto`` weights (``None`` when not applicable), the whole candidate record and the seed."""
+
+    best: dict[str, tuple[float, dict]]
+    oof: dict[str, np.ndarray]
+    chosen: str | None
+    weights: dict[str, float] | None
+    inner: list[dict]
+    seed: int
+
+
+def tune_families(
+    Xtr: pd.DataFrame,
+    ytr: np.ndarray,
+    gtr: np.ndarray | None,
+    families: Sequence[str],
+    config: CVConfig,
+    seed: int,
+    tuner: Callable | None = None,
+) -> TunedFamilies:
+    """Tune every family on one training set by inner CV (grid or ``tuner``) and learn the automatic
+    choices (``auto_select`` family, stacked ``auto`` weights) from the inner out-of-fold predictions.
+
+    The same function serves each outer fold of :func:`cross_validate` and the final fit on a whole
+    training cohort (:func:`models.lifecycle.fit_locked`): only the rows passed in are ever used.
+    """
+    families = list(families)
+    inner: list[dict] = []
+    best: dict[str, tuple[float, dict]] = {}
+    oof: dict[str, np.ndarray] = {}
+    if config.nested and tuner is not None:
+        for name in families:
+            params, score = tuner(name, Xtr, ytr, gtr, seed)
+            inner.append({"family": name, "params": params, "inner_auc": score})
+            best[name] = (score, params)
+            if name in STACKABLE:  # the stacked `auto` needs the tuned candidate's inner predictions
+                _, oof[name] = inner_cv_auc(
+                    name,
+                    params,
+                    Xtr,
+                    ytr,
+                    gtr,
+                    config.inner_splits,
+                    seed,
+                    n_repeats=config.inner_repeats,
+                    return_oof=True,
+                )
+    elif config.nested:
+        for name, params in _candidates(families, True):
+            score, scores = inner_cv_auc(
+                name,
+                params,
+                Xtr,
+                ytr,
+                gtr,
+                config.inner_splits,
+                seed,
+                n_repeats=config.inner_repeats,
+                return_oof=True,
+            )
+            inner.append({"family": name, "params": params, "inner_auc": score})
+            if name not in best or score > best[name][0]:
+                best[name] = (score, params)
+                oof[name] = scores
+    else:
+        for name, params in _candidates(families, False):
+            best[name] = (float("nan"), params)
+    chosen, weights = None, None
+    if config.nested and len(best) > 1:
+        scores_by_family = {n: s for n, (s, _) in best.items()}
+        if all(n in oof for n in best):
+            chosen = choose_family(scores_by_family, oof, ytr)
+        else:  # an external tuner gave no inner predictions of a baseline: plain best inner AUC
+            chosen = max(best, key=lambda n: (best[n][0], -families.index(n)))
+        stack = [n for n in sorted(oof, key=_complexity) if n in STACKABLE]
+        if len(stack) >= 2:  # the stacked combination only over two or more radiomics families
+            from models.ensemble import stacking_weights
+
+            weights = stacking_weights({n: oof[n] for n in stack}, ytr, config.auto_rule)
+    return TunedFamilies(best, oof, chosen, weights, inner, seed)
+
+
+def fit_tuned(tuned: TunedFamilies, Xtr: pd.DataFrame, ytr: np.ndarray) -> dict:
+    """Each family's best candidate refitted on the whole training set: ``{family: Pipeline}``."""
+    pipes = {}
+    for name, (_, params) in tuned.best.items():
+        pipe = get_family(name).build(params, tuned.seed, list(Xtr.columns))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(Xtr, ytr)
+        pipes[name] = pipe
+    return pipes
 
 
 def _fold_task(
@@ -217,52 +327,17 @@ def _fold_task(
     Xtr, ytr = X.iloc[train].reset_index(drop=True), data.y[train]
     gtr = None if data.groups is None else data.groups[train]
     seed = config.random_state + 1000 * repeat + fold
-    inner: list[dict] = []
-    best: dict[str, tuple[float, dict]] = {}
-    oof: dict[str, np.ndarray] = {}
-    if config.nested and tuner is not None:
-        for name in families:
-            params, score = tuner(name, Xtr, ytr, gtr, seed)
-            inner.append({"family": name, "params": params, "inner_auc": score})
-            best[name] = (score, params)
-    elif config.nested:
-        for name, params in _candidates(families, True):
-            score, scores = inner_cv_auc(
-                name,
-                params,
-                Xtr,
-                ytr,
-                gtr,
-                config.inner_splits,
-                seed,
-                n_repeats=config.inner_repeats,
-                return_oof=True,
-            )
-            inner.append({"family": name, "params": params, "inner_auc": score})
-            if name not in best or score > best[name][0]:
-                best[name] = (score, params)
-                oof[name] = scores
-    else:
-        for name, params in _candidates(families, False):
-            best[name] = (float("nan"), params)
+    tuned = tune_families(Xtr, ytr, gtr, families, config, seed, tuner)
     predictions = {}
-    for name, (_, params) in best.items():
-        pipe = get_family(name).build(params, seed, list(Xtr.columns))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pipe.fit(Xtr, ytr)
-            scores = predict_scores(pipe, X.iloc[test])
-        predictions[name] = scores.tolist()
-    chosen = None
-    if config.nested and len(best) > 1:
-        scores_by_family = {n: s for n, (s, _) in best.items()}
-        if len(oof) == len(best):
-            chosen = choose_family(scores_by_family, oof, ytr)
-        else:  # an external tuner gave no inner predictions: plain best inner AUC
-            chosen = max(best, key=lambda n: (best[n][0], -families.index(n)))
-        predictions[AUTO_SELECT] = predictions[chosen]
-        if all(m in best for m in config.auto_members):  # the soft vote only when its members ran
-            predictions[AUTO] = np.mean([predictions[m] for m in config.auto_members], axis=0).tolist()
+    for name, pipe in fit_tuned(tuned, Xtr, ytr).items():
+        predictions[name] = predict_scores(pipe, X.iloc[test]).tolist()
+    if tuned.chosen is not None:
+        predictions[AUTO_SELECT] = predictions[tuned.chosen]
+    if tuned.weights is not None:
+        from models.ensemble import combine
+
+        predictions[AUTO] = combine(predictions, tuned.weights).tolist()
+    best, oof, chosen, weights, inner = tuned.best, tuned.oof, tuned.chosen, tuned.weights, tuned.inner
     from models.thresholds import training_threshold
 
     return {
@@ -275,7 +350,10 @@ def _fold_task(
         "params": {n: p for n, (_, p) in best.items()},
         "inner_auc": {n: s for n, (s, _) in best.items()},
         "auto_family": chosen,
+        "auto_weights": weights,
         "inner": inner,
+        "train_ids": data.ids[train].tolist(),
+        "inner_oof": {n: np.asarray(v).tolist() for n, v in oof.items()},
         "fold_features_fitted_on": fitted_on,
     }
 
@@ -314,6 +392,13 @@ class CVResult:
         from models.thresholds import case_decisions
 
         return case_decisions(self.predictions[self.predictions["family"] == family])
+
+    def auto_weights(self) -> pd.Series:
+        """Mean weight of each family in the stacked ``auto`` over the outer folds (sums to 1)."""
+        rows = [f["auto_weights"] for f in self.folds if f.get("auto_weights")]
+        if not rows:
+            return pd.Series(dtype=float)
+        return pd.DataFrame(rows).fillna(0.0).mean().sort_values(ascending=False)
 
     def auto_choices(self) -> pd.Series:
         """How often each family was the ``auto_select`` choice over the outer folds."""

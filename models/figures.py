@@ -120,7 +120,10 @@ def plot_calibration(
         ax.errorbar(
             curve["mean_predicted"],
             curve["observed"],
-            yerr=[curve["observed"] - curve["ci_lower"], curve["ci_upper"] - curve["observed"]],
+            # clipped at 0: at an observed share of 0 or 1 the Wilson bound equals it up to rounding
+            yerr=np.clip(
+                [curve["observed"] - curve["ci_lower"], curve["ci_upper"] - curve["observed"]], 0, None
+            ),
             marker=markers[k % len(markers)],
             ls=styles[k % len(styles)],
             ms=4,

@@ -90,10 +90,16 @@ def test_nested_cv_predicts_each_case_once_per_repeat_and_resumes(tmp_path, monk
     result = cross_validate(data, ["lr", "nb"], config, cache_dir=tmp_path)
     counts = result.predictions.groupby(["family", "repeat"]).case_id.nunique()
     assert (counts == 120).all()
-    # `auto` (the lr + xgb soft vote) is not reported when xgb was not benchmarked: it would equal lr.
-    assert {AUTO_SELECT, "lr", "nb"} == set(result.predictions.family) and AUTO not in set(
-        result.predictions.family
-    )
+    assert {AUTO, AUTO_SELECT, "lr", "nb"} == set(result.predictions.family)
+    # `auto`: per fold, the convex combination of the families' outer predictions with the weights
+    # learned on that fold's inner out-of-fold predictions (which cover exactly its training part).
+    for fold in result.folds:
+        weights = fold["auto_weights"]
+        assert set(weights) == {"lr", "nb"} and abs(sum(weights.values()) - 1) < 1e-9
+        assert len(fold["inner_oof"]["lr"]) == len(fold["train_ids"]) == 120 - len(fold["test_ids"])
+        assert not set(fold["train_ids"]) & set(fold["test_ids"])
+        combined = sum(w * np.asarray(fold["predictions"][n]) for n, w in weights.items())
+        np.testing.assert_allclose(fold["predictions"][AUTO], combined, rtol=1e-12)
     assert result.summary().loc["lr", "mean_auc"] > 0.75  # planted signal is found
     # Every chosen parameter set came from the family's grid (inner CV only).
     for fold in result.folds:

@@ -1,0 +1,124 @@
+"""Stacked combinations of model families learned on inner out-of-fold predictions (``auto``).
+
+The Super Learner (van der Laan, Polley & Hubbard 2007) fits a meta-learner on the cross-validated
+predictions of every candidate and combines them with its weights. Here the candidates are the
+inner-tuned families of one outer training part, their inputs the inner out-of-fold probabilities
+(never an outer test case), and the combination a convex weighting of probabilities, so the ensemble
+stays a probability on the training-prevalence scale. Rules:
+
+* ``nnls``: non-negative least squares of the labels on the candidates' probabilities, weights
+  normalised to sum to 1 (SuperLearner's ``method.NNLS``);
+* ``nnloglik``: non-negative weights on the logit scale minimising the binomial log-likelihood
+  (SuperLearner's ``method.NNloglik``), normalised;
+* ``hill_climb``: greedy forward selection with replacement that maximises the AUC of the running mean
+  (Caruana et al. 2004, "Ensemble selection from libraries of models"), weights = selection counts;
+* ``mean``: the plain average of all candidates (no learning; the reference point).
+
+All rules are pure functions of ``(oof, y)``; ties prefer the simpler family
+(:data:`models.cv.COMPLEXITY` order given by the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["STACKING_RULES", "DEFAULT_RULE", "stacking_weights", "combine"]
+
+STACKING_RULES = ("nnls", "nnloglik", "hill_climb", "mean")
+DEFAULT_RULE = "hill_climb"
+#: Greedy steps of ``hill_climb`` (Caruana et al. use ~100 on large libraries; 25 give weights in 4 % steps).
+HILL_CLIMB_STEPS = 25
+_EPS = 1e-6
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    if n1 == 0 or n0 == 0:
+        return 0.5
+    r = rankdata(s)
+    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _normalise(w: np.ndarray) -> np.ndarray:
+    w = np.clip(np.asarray(w, float), 0, None)
+    total = w.sum()
+    return w / total if total > 0 else np.full(len(w), 1.0 / len(w))
+
+
+def stacking_weights(
+    oof: Mapping[str, Sequence[float]], y: Sequence[int], rule: str = DEFAULT_RULE
+) -> dict[str, float]:
+    """Convex weights (summing to 1) of the candidates, learned on their out-of-fold probabilities.
+
+    Parameters
+    ----------
+    oof : mapping family → array of shape (n_cases,)
+        Out-of-fold probability of the positive class of each candidate, in the caller's order of
+        preference (simplest first: ties go to earlier names).
+    y : array of shape (n_cases,)
+        0/1 labels of the same cases.
+    rule : one of :data:`STACKING_RULES`
+    """
+    if rule not in STACKING_RULES:
+        raise ValueError(f"stacking rule must be one of {STACKING_RULES}, got {rule!r}")
+    names = list(oof)
+    if not names:
+        raise ValueError("no candidate to combine")
+    P = np.column_stack([np.asarray(oof[n], float) for n in names])
+    y = np.asarray(y, int)
+    if P.shape[0] != len(y):
+        raise ValueError(f"{P.shape[0]} out-of-fold predictions for {len(y)} labels")
+    if len(names) == 1 or rule == "mean":
+        w = np.full(len(names), 1.0 / len(names))
+    elif rule == "nnls":
+        from scipy.optimize import nnls
+
+        w = _normalise(nnls(P, y.astype(float))[0])
+    elif rule == "nnloglik":
+        w = _nnloglik(P, y)
+    else:
+        w = _hill_climb(P, y)
+    return {n: float(v) for n, v in zip(names, w, strict=True)}
+
+
+def _nnloglik(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.optimize import minimize
+
+    Z = np.log(np.clip(P, _EPS, 1 - _EPS) / np.clip(1 - P, _EPS, 1 - _EPS))
+
+    def loss(w):
+        eta = Z @ w
+        # log(1 + e^eta) − y·eta, and its gradient
+        value = np.logaddexp(0, eta).sum() - (y * eta).sum()
+        grad = Z.T @ (1 / (1 + np.exp(-eta)) - y)
+        return value, grad
+
+    start = np.full(P.shape[1], 1.0 / P.shape[1])
+    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0, None)] * P.shape[1])
+    return _normalise(fit.x)
+
+
+def _hill_climb(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    counts = np.zeros(P.shape[1])
+    total = np.zeros(P.shape[0])
+    for step in range(HILL_CLIMB_STEPS):
+        # first index wins ties (the simpler family)
+        scores = [_auc(y, (total + P[:, j]) / (step + 1)) for j in range(P.shape[1])]
+        j = int(np.argmax(scores))
+        counts[j] += 1
+        total += P[:, j]
+    return counts / counts.sum()
+
+
+def combine(predictions: Mapping[str, Sequence[float]], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted sum of the candidates' probabilities (weights from :func:`stacking_weights`)."""
+    used = [n for n, w in weights.items() if w > 0]
+    missing = [n for n in used if n not in predictions]
+    if missing:
+        raise ValueError(f"no predictions of the weighted candidate(s) {missing}")
+    return np.sum([weights[n] * np.asarray(predictions[n], float) for n in used], axis=0)

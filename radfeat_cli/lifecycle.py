@@ -1,0 +1,355 @@
+"""The study lifecycle: ``fit`` (lock a model on the training cohort), ``predict`` (score new cases from
+a table or a cohort manifest) and ``evaluate`` (per-cohort report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from radfeat_cli.common import EXIT_DATA, EXIT_USAGE, Progress, err, error, out
+
+app = typer.Typer()
+
+
+def _read_table(path: Path):
+    """(frame, provenance) of a radfeat table or a foreign CSV/Parquet."""
+    import pandas as pd
+
+    from radfeat.table import read_provenance
+
+    if path.suffix in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, compression="infer", keep_default_na=False, na_values=[""])
+    try:
+        provenance = read_provenance(path)
+    except (OSError, ValueError, KeyError):
+        provenance = {}
+    if frame.index.name and frame.index.name not in frame.columns:
+        frame = frame.reset_index()
+    return frame, provenance
+
+
+@app.command()
+def fit(
+    table: Path = typer.Argument(..., help="Feature table (radfeat Parquet/CSV, or a foreign CSV)."),
+    label: str = typer.Option(..., "--label", help="Outcome column, e.g. egfr."),
+    output: Path = typer.Option(..., "--output", "-o", help="Model folder to write."),
+    positive: str | None = typer.Option(None, help="Positive class for a string label (e.g. squamous)."),
+    cohort_column: str = typer.Option("cohort", "--cohort-column", help="Column naming each case's cohort."),
+    train: str = typer.Option("train", "--train", help="The training cohort (the only rows ever used)."),
+    family: str = typer.Option(
+        "auto", "--family", help="auto (stacked combination of --families), auto_select, or one family."
+    ),
+    families: str = typer.Option(
+        "lr,svm_linear,svm_rbf,rf,et,xgb,knn,nb,lda", help="Families tuned for auto / auto_select."
+    ),
+    cv: str = typer.Option("5x2", "--cv", help="Outer folds x repeats of the training-cohort CV estimate."),
+    inner: str = typer.Option("5x2", "--inner", help="Inner folds x repeats for tuning."),
+    threshold: str = typer.Option(
+        "youden",
+        "--threshold",
+        help="Operating threshold rule: youden, prevalence, sensitivity:0.9, specificity:0.9.",
+    ),
+    comparators: str | None = typer.Option(
+        None,
+        "--comparators",
+        help="Baselines to lock for later tests (default: suvmax when its column is present).",
+    ),
+    clinical: str | None = typer.Option(
+        None, "--clinical", help="Clinical columns for the clinical comparator."
+    ),
+    tuner: str = typer.Option("grid", "--tuner", help="grid or optuna."),
+    trials: int = typer.Option(30, "--trials", min=1, help="Optuna trials per family and fold."),
+    no_habitat_columns: bool = typer.Option(
+        False, "--no-habitat-columns", help="Drop the table's habitat columns."
+    ),
+    drop_missing: bool = typer.Option(False, "--drop-missing", help="Drop training cases without a label."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel outer folds."),
+    seed: int = typer.Option(0, help="Seed of the splits and models."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Lock a model on the training cohort: tune by inner CV, estimate by CV, threshold on out-of-fold
+    training scores, refit on all training cases; write a model folder with its model card.
+
+    Example: radfeat fit features.parquet --label egfr --cohort-column cohort --train train -o model/
+    """
+    from models.cv import CVConfig
+    from models.data import load_dataset
+    from models.leakage import LeakageError
+    from models.lifecycle import fit_locked, save_model
+
+    if not table.is_file():
+        error(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        frame, provenance = _read_table(table)
+        if cohort_column in frame.columns:
+            cohorts = frame[cohort_column].astype(str)
+            if train not in set(cohorts):
+                raise ValueError(
+                    f"--train {train!r} is not a value of the {cohort_column!r} column; "
+                    f"found {sorted(set(cohorts))}"
+                )
+            held_out = int((cohorts != train).sum())
+            frame = frame[cohorts == train].reset_index(drop=True)  # held-out cohorts are never read again
+        else:
+            held_out = 0
+            err.print(
+                f"no {cohort_column!r} column: every case of the table is a training case", markup=False
+            )
+        frame.attrs["radfeat"] = provenance
+        data_columns = set(frame.columns)
+        clinical_names = [c.strip() for c in (clinical or "").split(",") if c.strip()]
+        data = load_dataset(
+            frame,
+            label,
+            positive=positive,
+            cohort_column=cohort_column,
+            drop_missing=drop_missing,
+            clinical=clinical_names or None,
+            name=table.name.split(".")[0],
+        )
+        if no_habitat_columns:
+            from models.leakage import drop_habitat_columns
+
+            data = drop_habitat_columns(data, "habitat column (--no-habitat-columns)")
+        folds, repeats = (int(v) for v in cv.lower().split("x"))
+        inner_folds, inner_repeats = (int(v) for v in inner.lower().split("x"))
+        config = CVConfig(
+            n_splits=folds,
+            n_repeats=repeats,
+            inner_splits=inner_folds,
+            inner_repeats=inner_repeats,
+            n_jobs=jobs,
+            random_state=seed,
+        )
+        if comparators is None:
+            from models.zoo import SUVMAX_COLUMN
+
+            comps = ["suvmax"] if SUVMAX_COLUMN in data.X.columns else []
+        else:
+            comps = [c.strip() for c in comparators.split(",") if c.strip() and c.strip() != "none"]
+        names = [n.strip() for n in families.split(",") if n.strip()]
+        from models.thresholds import locked_threshold
+
+        locked_threshold([0, 1], [0.2, 0.8], threshold)  # a bad rule fails now, not after the CV
+        optuna_tuner = None
+        if tuner == "optuna":
+            import optuna
+
+            from models.tuning import OptunaTuner, TuneConfig
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            optuna_tuner = OptunaTuner(
+                TuneConfig(n_trials=trials, inner_splits=inner_folds, inner_repeats=inner_repeats),
+                outdir=str(output.with_name(output.name + ".work")),
+                label=label,
+            )
+        elif tuner != "grid":
+            raise ValueError(f"--tuner must be grid or optuna, got {tuner!r}")
+    except ValueError as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    err.print(
+        f"training cohort {train!r}: {len(data)} cases ({int(data.y.sum())} positive '{data.positive}'), "
+        f"{data.X.shape[1]} features; {held_out} held-out case(s) set aside unread; family {family}"
+        + (f"; comparators {', '.join(comps)}" if comps else ""),
+        markup=False,
+    )
+    for note in data.notes:
+        err.print(f"  note: {note}", markup=False)
+    with Progress(quiet, title="training-cohort CV", unit="folds") as progress:
+        progress({"total": folds * repeats})
+        try:
+            model, _ = fit_locked(
+                data,
+                family=family,
+                families=names,
+                config=config,
+                threshold_rule=threshold,
+                comparators=comps,
+                tuner=optuna_tuner,
+                cache_dir=output.with_name(output.name + ".work") / "folds",
+                progress=lambda s: progress({"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True}),
+            )
+        except (ValueError, LeakageError) as exc:
+            error(exc)
+            raise typer.Exit(EXIT_USAGE) from None
+    model.card.setdefault("table", {})["clinical"] = clinical_names or None
+    model.card["training"]["table"] = table.name
+    model.card["training"]["cohort_column"] = (
+        cohort_column if held_out or cohort_column in data_columns else None
+    )
+    save_model(model, output, provenance)
+    est = model.card["cv_estimate"]
+    out.print(
+        f"locked {family}: "
+        + ", ".join(f"{m.family} {m.weight:.2f}" for m in model.members)
+        + f"; training-cohort CV AUC {est['auc_oof']:.3f} "
+        f"({est['auc_ci_low']:.3f}–{est['auc_ci_high']:.3f}); "
+        f"threshold {model.threshold:.4f} ({threshold})",
+        markup=False,
+    )
+    out.print(f"model folder: {output} (fingerprint {model.fingerprint}; card {output / 'model_card.md'})")
+
+
+def _looks_like_manifest(frame, card: dict) -> bool:
+    from radfeat.manifest import REQUIRED_COLUMNS
+
+    has_features = any(f in frame.columns for f in card["features"])
+    return not has_features and all(c in frame.columns for c in REQUIRED_COLUMNS)
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="Model folder written by `radfeat fit`."),
+    source: Path = typer.Argument(
+        ..., help="A feature table, or a cohort manifest (extracted with the model's settings)."
+    ),
+    output: Path = typer.Option(Path("predictions.csv"), "--output", "-o", help="Predictions CSV."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Extraction workers (manifest input)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score new cases with a locked model: score, class at the locked threshold and the model's
+    fingerprint per case; cases that cannot be scored are listed with the reason.
+
+    Example: radfeat predict model/ external_manifest.csv -o predictions.csv
+    """
+    from models.lifecycle import ModelFolderError, load_model
+    from models.lifecycle.apply import predict_frame
+    from radfeat.utils.atomic import write_text
+
+    try:
+        model = load_model(model_dir)
+    except ModelFolderError as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    if not source.is_file():
+        error(f"input not found: {source} (give a feature table or a cohort manifest)")
+        raise typer.Exit(EXIT_USAGE)
+    import pandas as pd
+
+    frame, provenance = _read_table(source)
+    failures: list[dict] = []
+    if _looks_like_manifest(frame, model.card):
+        settings = (model.card.get("table") or {}).get("settings")
+        if not settings:
+            error(
+                f"{model_dir}: the model card records no extraction settings, so radfeat cannot extract "
+                f"{source} as the training table was; give a feature table instead"
+            )
+            raise typer.Exit(EXIT_USAGE)
+        habitat_dir = model_dir / "habitat_model"
+        features_path = output.with_name(output.stem + ".features.parquet")
+        from radfeat.errors import RadfeatError
+        from radfeat.extract import extract_table
+
+        err.print(
+            f"{source}: a cohort manifest; extracting with the model's settings → {features_path}",
+            markup=False,
+        )
+        try:
+            with Progress(quiet) as progress:
+                result = extract_table(
+                    source,
+                    features_path,
+                    settings=settings,
+                    jobs=jobs,
+                    progress=progress,
+                    habitat_model=habitat_dir if habitat_dir.is_dir() else None,
+                )
+        except (RadfeatError, FileNotFoundError, ValueError) as exc:
+            error(exc)
+            raise typer.Exit(EXIT_DATA) from None
+        failures = [
+            {
+                "case_id": f["case_id"],
+                "reason": f"feature extraction failed ({f.get('stage')}): {f.get('error')}",
+            }
+            for f in result.summary.failures
+        ]
+        frame, provenance = _read_table(features_path)
+    try:
+        scored, not_scored = predict_frame(model, frame, provenance, source=str(source))
+    except ModelFolderError as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    not_scored = failures + not_scored
+    write_text(scored.to_csv(index=False), output)
+    listing = output.with_name(output.stem + ".not_scored.csv")
+    if not_scored:
+        write_text(pd.DataFrame(not_scored).to_csv(index=False), listing)
+    elif listing.exists():
+        listing.unlink()
+    out.print(
+        f"{len(scored)} case(s) scored with model {model.fingerprint} "
+        f"({int(scored['predicted_positive'].sum())} "
+        f"predicted '{model.positive}' at threshold {model.threshold:.4f}) → {output}",
+        markup=False,
+    )
+    if not_scored:
+        for row in not_scored:
+            typer.echo(f"not scored: {row['case_id']}: {row['reason']}", err=True)
+        typer.echo(f"{len(not_scored)} case(s) not scored (listed in {listing})", err=True)
+        raise typer.Exit(EXIT_DATA)
+
+
+@app.command()
+def evaluate(
+    predictions: Path = typer.Argument(..., help="Predictions CSV written by `radfeat predict`."),
+    label: str = typer.Option(..., "--label", help="Outcome column, e.g. egfr."),
+    by: str | None = typer.Option(None, "--by", help="Cohort column: one evaluation per cohort."),
+    positive: str | None = typer.Option(
+        None, help="Positive class (default: the model's, from the predictions)."
+    ),
+    model_dir: Path | None = typer.Option(
+        None, "--model", help="The model folder: its card joins the report."
+    ),
+    output: Path = typer.Option(Path("evaluation"), "--output", "-o", help="Report folder."),
+) -> None:
+    """Per-cohort evaluation: AUC with DeLong CI, ACC/SEN/SPEC/PPV/NPV at the locked threshold with CIs,
+    Brier, calibration, decision curves, DeLong and McNemar against the comparators; Markdown + HTML.
+
+    Example: radfeat evaluate predictions.csv --label egfr --by cohort -o report/
+    """
+    import pandas as pd
+
+    from models.lifecycle import ModelFolderError, read_card
+    from models.lifecycle.evaluate import evaluate_predictions, write_evaluation_report
+
+    if not predictions.is_file():
+        error(f"predictions not found: {predictions} (write them with `radfeat predict`)")
+        raise typer.Exit(EXIT_USAGE)
+    frame = pd.read_csv(predictions, dtype={"case_id": str})
+    card = None
+    try:
+        if model_dir is not None:
+            card = read_card(model_dir)
+            stated = set(frame.get("model_fingerprint", pd.Series(dtype=str)).dropna().astype(str))
+            if stated and stated != {card["fingerprint"]}:
+                raise ModelFolderError(
+                    f"{predictions} was written by model(s) {sorted(stated)}, not by {model_dir} "
+                    f"({card['fingerprint']}): give the model folder that made them"
+                )
+        for col in ("score", "threshold"):
+            if col not in frame.columns:
+                raise ValueError(
+                    f"{predictions}: no {col!r} column; write predictions with `radfeat predict`"
+                )
+        result = evaluate_predictions(frame, label, positive=positive, by=by)
+    except (ValueError, ModelFolderError) as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    paths = write_evaluation_report(result, output, card=card)
+    for _, r in result.metrics[result.metrics["model"] == "model"].iterrows():
+        out.print(
+            f"{r.cohort}: n {r.n} ({r.n_positive} positive) AUC {r.auc:.3f} "
+            f"({r.auc_ci_low:.3f}–{r.auc_ci_high:.3f}), "
+            f"SEN {r.sensitivity:.2f} SPEC {r.specificity:.2f} at the locked threshold",
+            markup=False,
+        )
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False)
+    out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
