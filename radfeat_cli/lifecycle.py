@@ -202,6 +202,52 @@ def _looks_like_manifest(frame, card: dict) -> bool:
     return not has_features and all(c in frame.columns for c in REQUIRED_COLUMNS)
 
 
+def score_source(model, model_dir: Path, source: Path, output: Path, *, jobs: int = 1, progress=None):
+    """``(scored, not_scored)`` for a feature table, or for a cohort manifest extracted first with the
+    model's locked settings (and its own habitat model) into ``<output stem>.features.parquet``.
+
+    Raises :class:`models.lifecycle.ModelFolderError` for a table the model cannot score (other
+    settings, missing features) and radfeat's errors for a manifest that cannot be read.
+    """
+    from models.lifecycle import ModelFolderError
+    from models.lifecycle.apply import predict_frame
+    from radfeat.extract import extract_table
+
+    frame, provenance = _read_table(source)
+    failures: list[dict] = []
+    if _looks_like_manifest(frame, model.card):
+        settings = (model.card.get("table") or {}).get("settings")
+        if not settings:
+            raise ModelFolderError(
+                f"{model_dir}: the model card records no extraction settings, so radfeat cannot extract "
+                f"{source} as the training table was; give a feature table instead"
+            )
+        habitat_dir = Path(model_dir) / "habitat_model"
+        features_path = output.with_name(output.stem + ".features.parquet")
+        err.print(
+            f"{source}: a cohort manifest; extracting with the model's settings → {features_path}",
+            markup=False,
+        )
+        result = extract_table(
+            source,
+            features_path,
+            settings=settings,
+            jobs=jobs,
+            progress=progress,
+            habitat_model=habitat_dir if habitat_dir.is_dir() else None,
+        )
+        failures = [
+            {
+                "case_id": f["case_id"],
+                "reason": f"feature extraction failed ({f.get('stage')}): {f.get('error')}",
+            }
+            for f in result.summary.failures
+        ]
+        frame, provenance = _read_table(features_path)
+    scored, not_scored = predict_frame(model, frame, provenance, source=str(source))
+    return scored, failures + not_scored
+
+
 @app.command()
 def predict(
     model_dir: Path = typer.Argument(..., help="Model folder written by `radfeat fit`."),
@@ -218,7 +264,6 @@ def predict(
     Example: radfeat predict model/ external_manifest.csv -o predictions.csv
     """
     from models.lifecycle import ModelFolderError, load_model
-    from models.lifecycle.apply import predict_frame
     from radfeat.utils.atomic import write_text
 
     try:
@@ -231,52 +276,17 @@ def predict(
         raise typer.Exit(EXIT_USAGE)
     import pandas as pd
 
-    frame, provenance = _read_table(source)
-    failures: list[dict] = []
-    if _looks_like_manifest(frame, model.card):
-        settings = (model.card.get("table") or {}).get("settings")
-        if not settings:
-            error(
-                f"{model_dir}: the model card records no extraction settings, so radfeat cannot extract "
-                f"{source} as the training table was; give a feature table instead"
-            )
-            raise typer.Exit(EXIT_USAGE)
-        habitat_dir = model_dir / "habitat_model"
-        features_path = output.with_name(output.stem + ".features.parquet")
-        from radfeat.errors import RadfeatError
-        from radfeat.extract import extract_table
+    from radfeat.errors import RadfeatError
 
-        err.print(
-            f"{source}: a cohort manifest; extracting with the model's settings → {features_path}",
-            markup=False,
-        )
-        try:
-            with Progress(quiet) as progress:
-                result = extract_table(
-                    source,
-                    features_path,
-                    settings=settings,
-                    jobs=jobs,
-                    progress=progress,
-                    habitat_model=habitat_dir if habitat_dir.is_dir() else None,
-                )
-        except (RadfeatError, FileNotFoundError, ValueError) as exc:
-            error(exc)
-            raise typer.Exit(EXIT_DATA) from None
-        failures = [
-            {
-                "case_id": f["case_id"],
-                "reason": f"feature extraction failed ({f.get('stage')}): {f.get('error')}",
-            }
-            for f in result.summary.failures
-        ]
-        frame, provenance = _read_table(features_path)
     try:
-        scored, not_scored = predict_frame(model, frame, provenance, source=str(source))
+        with Progress(quiet) as progress:
+            scored, not_scored = score_source(model, model_dir, source, output, jobs=jobs, progress=progress)
     except ModelFolderError as exc:
         error(exc)
         raise typer.Exit(EXIT_USAGE) from None
-    not_scored = failures + not_scored
+    except (RadfeatError, FileNotFoundError) as exc:
+        error(exc)
+        raise typer.Exit(EXIT_DATA) from None
     write_text(scored.to_csv(index=False), output)
     listing = output.with_name(output.stem + ".not_scored.csv")
     if not_scored:

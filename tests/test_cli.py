@@ -50,5 +50,25 @@ def test_demo_runs_end_to_end(tmp_path):
     xgb = results.set_index("family").loc["xgb"]
     assert f"AUC {xgb.auc_oof:.2f} ({xgb.auc_ci_low:.2f}–{xgb.auc_ci_high:.2f})" in result.stdout
     assert "fusion full" in result.stdout
+    # The lifecycle: a model locked on `train`, the external cohort extracted from its scans and evaluated.
+    assert (
+        "locked auto: training-cohort CV" in result.stdout and "locked auto: external cohort" in result.stdout
+    )
+    card = json.loads((tmp_path / "demo" / "model" / "model_card.json").read_text())
+    assert card["training"]["cohorts"] == ["train"] and card["table"]["settings_hash"]
+    predictions = pd.read_csv(tmp_path / "demo" / "external_predictions.csv")
+    assert (
+        set(predictions.cohort) == {"external"}
+        and (predictions.model_fingerprint == card["fingerprint"]).all()
+    )
+    assert (tmp_path / "demo" / "external_evaluation" / "report.md").is_file()
+    # results tables hold plain numbers (CIs in their own columns), never tuples or reprs
+    for csv in (
+        tmp_path / "demo" / "benchmark" / "results.csv",
+        tmp_path / "demo" / "fusion" / "results.csv",
+    ):
+        frame = pd.read_csv(csv)
+        text = frame.select_dtypes(exclude="number")
+        assert not text.apply(lambda c: c.astype(str).str.contains(r"np\.|\(", regex=True)).any().any(), csv
     assert "benchmark: nested CV" in result.output and "fusion network: 2-fold CV" in result.output
     assert "± nan" not in report and "(1 repeat)" in report

@@ -110,8 +110,18 @@ def evaluate_predictions(
     labelled = frame[frame[label].notna() & (frame[label].astype(str).str.strip() != "")].copy()
     if len(labelled) < len(frame):
         notes.append(f"{len(frame) - len(labelled)} case(s) without a {label!r} label left out")
-    codes = encode_binary(labelled[label], positive, name=label)
-    labelled["_y"] = codes.codes.astype(int)
+    try:
+        codes = encode_binary(labelled[label], positive, name=label)
+        labelled["_y"] = codes.codes.astype(int)
+        positive = codes.positive
+    except ValueError:
+        # one class present (a small cohort): with the model's positive class known, still well defined
+        from models.labels import _text
+
+        levels = {_text(v) for v in labelled[label]}
+        if positive is None or len(levels) != 1:
+            raise
+        labelled["_y"] = np.array([_text(v) == _text(positive) for v in labelled[label]], dtype=int)
     if by is not None and by not in labelled.columns:
         raise ValueError(
             f"--by {by!r} is not a column of the predictions; columns: {list(frame.columns)[:12]}"
@@ -198,7 +208,7 @@ def evaluate_predictions(
     metrics = pd.DataFrame(rows)
     return EvaluationResult(
         label=label,
-        positive=codes.positive,
+        positive=str(positive),
         metrics=metrics,
         comparisons=pd.DataFrame(comparisons),
         curves=curves,
