@@ -5,11 +5,11 @@ inner stratified k-fold **on the outer training part only**; each family's best 
 on the outer training part and predicts the outer test part. Two automatic choices use the inner CV
 only:
 
-* ``auto``: a stacked combination (Super Learner) of every benchmarked radiomics family: convex
-  weights learned on the families' **inner** out-of-fold predictions by ``auto_rule``
-  (:mod:`models.ensemble`; default greedy ensemble selection on AUC), applied to their outer-test
-  predictions. The weights adapt to the table — a family that is weak on it gets little or no weight —
-  without any outer test case being seen;
+* ``auto``: a combination of the benchmarked radiomics families with convex weights learned on the
+  families' **inner** out-of-fold predictions by ``auto_rule`` (:mod:`models.ensemble`; default
+  ``guarded_vote``: the LR + XGBoost vote, a member replaced by the inner-best family only on
+  significant evidence; Super Learner rules ``nnls``, ``nnloglik``, ``hill_climb`` on request),
+  applied to their outer-test predictions, without any outer test case being seen;
 * ``auto_select``: one family per outer fold by :func:`choose_family` (simplest family not
   significantly worse than the inner-CV best).
 
@@ -71,7 +71,7 @@ class CVConfig:
     nested: bool = True
     random_state: int = 0
     n_jobs: int = 1
-    auto_rule: str = "hill_climb"
+    auto_rule: str = "guarded_vote"
 
     @classmethod
     def parse(cls, text: str, **kwargs) -> CVConfig:
@@ -353,6 +353,8 @@ def _fold_task(
         "auto_weights": weights,
         "inner": inner,
         "train_ids": data.ids[train].tolist(),
+        "train_y": data.y[train].tolist(),
+        "auto_rule": config.auto_rule,
         "inner_oof": {n: np.asarray(v).tolist() for n, v in oof.items()},
         "fold_features_fitted_on": fitted_on,
     }
@@ -413,7 +415,8 @@ def _key(
             "data": data.fingerprint(),
             "families": list(families),
             "grids": {f: [dict(p) for p in get_family(f).grid] for f in families},
-            "config": {k: v for k, v in asdict(config).items() if k != "n_jobs"},
+            # the `auto` rule is applied to the cached inner predictions on loading (restack): no refit
+            "config": {k: v for k, v in asdict(config).items() if k not in ("n_jobs", "auto_rule")},
             "repeat": repeat,
             "fold": fold,
             "tuner": tuner_name,
@@ -425,6 +428,23 @@ def _key(
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def restack(fold: dict, rule: str) -> dict:
+    """A fold result with ``auto`` recombined by ``rule`` from its stored inner out-of-fold and outer
+    predictions (changing the rule never refits a model)."""
+    from models.ensemble import combine, stacking_weights
+
+    oof = fold.get("inner_oof") or {}
+    stack = [n for n in sorted(oof, key=_complexity) if n in STACKABLE]
+    if len(stack) < 2 or fold.get("auto_rule") == rule:
+        return fold
+    y_train = fold.get("train_y")
+    if y_train is None:
+        return fold
+    weights = stacking_weights({n: oof[n] for n in stack}, y_train, rule)
+    predictions = {**fold["predictions"], AUTO: combine(fold["predictions"], weights).tolist()}
+    return {**fold, "predictions": predictions, "auto_weights": weights, "auto_rule": rule}
 
 
 def cross_validate(
@@ -487,7 +507,7 @@ def cross_validate(
         key = _key(data, families, config, r, f, tuner_name, fold_key)
         path = cache / f"fold_r{r}_f{f}_{key}.json" if cache else None
         if path is not None and path.exists():
-            results[(r, f)] = json.loads(path.read_text())
+            results[(r, f)] = restack(json.loads(path.read_text()), config.auto_rule)
             if progress:
                 progress({"repeat": r, "fold": f, "cached": True, "total": len(splits)})
         else:

@@ -254,7 +254,7 @@ def write_report(
     if "auto" in table.index or "auto_select" in table.index:
         weights = cv.auto_weights()
         lines += [
-            f"`auto`: stacked combination of the inner-tuned families (rule `{cfg.auto_rule}`, weights "
+            f"`auto`: combination of the inner-tuned families (rule `{cfg.auto_rule}`, weights "
             "learned on each outer training part's inner out-of-fold predictions; mean weights "
             + (", ".join(f"{n} {w:.2f}" for n, w in weights.items() if w >= 0.005) or "—")
             + "); `auto_select`: one family per outer fold chosen by the inner CV (simplest family not "

@@ -40,7 +40,7 @@ def fit(
     cohort_column: str = typer.Option("cohort", "--cohort-column", help="Column naming each case's cohort."),
     train: str = typer.Option("train", "--train", help="The training cohort (the only rows ever used)."),
     family: str = typer.Option(
-        "auto", "--family", help="auto (stacked combination of --families), auto_select, or one family."
+        "auto", "--family", help="auto (combination of --families), auto_select, or one family."
     ),
     families: str = typer.Option(
         "lr,svm_linear,svm_rbf,rf,et,xgb,knn,nb,lda", help="Families tuned for auto / auto_select."
@@ -256,27 +256,40 @@ def predict(
     ),
     output: Path = typer.Option(Path("predictions.csv"), "--output", "-o", help="Predictions CSV."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Extraction workers (manifest input)."),
+    table: Path | None = typer.Option(
+        None, "--table", help="Fusion models: the feature table of the manifest's cases (else extracted)."
+    ),
+    gradcam: Path | None = typer.Option(
+        None, "--gradcam", help="Fusion models: write Grad-CAM overlays per case and task into this folder."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score new cases with a locked model: score, class at the locked threshold and the model's
-    fingerprint per case; cases that cannot be scored are listed with the reason.
+    fingerprint per case; cases that cannot be scored are listed with the reason. Fusion models read
+    a cohort manifest (images) and write one row per case and task.
 
     Example: radfeat predict model/ external_manifest.csv -o predictions.csv
     """
-    from models.lifecycle import ModelFolderError, load_model
+    from models.lifecycle import ModelFolderError, load_model, read_card
+    from radfeat.errors import RadfeatError
     from radfeat.utils.atomic import write_text
 
     try:
+        if read_card(model_dir).get("kind") == "fusion":
+            try:
+                _predict_fusion(model_dir, source, table, output, jobs=jobs, gradcam=gradcam, quiet=quiet)
+            except (RadfeatError, FileNotFoundError) as exc:
+                error(exc)
+                raise typer.Exit(EXIT_DATA) from None
+            return
         model = load_model(model_dir)
-    except ModelFolderError as exc:
+    except (ModelFolderError, ValueError) as exc:  # a bad folder, or a table the model cannot score
         error(exc)
         raise typer.Exit(EXIT_USAGE) from None
     if not source.is_file():
         error(f"input not found: {source} (give a feature table or a cohort manifest)")
         raise typer.Exit(EXIT_USAGE)
     import pandas as pd
-
-    from radfeat.errors import RadfeatError
 
     try:
         with Progress(quiet) as progress:
@@ -303,6 +316,116 @@ def predict(
         for row in not_scored:
             typer.echo(f"not scored: {row['case_id']}: {row['reason']}", err=True)
         typer.echo(f"{len(not_scored)} case(s) not scored (listed in {listing})", err=True)
+        raise typer.Exit(EXIT_DATA)
+
+
+def _predict_fusion(
+    model_dir: Path,
+    source: Path,
+    table: Path | None,
+    output: Path,
+    *,
+    jobs: int,
+    gradcam: Path | None,
+    quiet: bool,
+) -> None:
+    """The fusion branch of ``predict``: patches from the manifest, feature tokens from ``table`` (or
+    extracted with the model's settings), the fold ensemble's mean probability per task."""
+    import numpy as np
+    import pandas as pd
+
+    from models.fusion.data import build_fusion_data
+    from models.lifecycle import ModelFolderError, check_table
+    from models.lifecycle.fusion import load_fusion_model, predict_fusion
+    from radfeat.errors import RadfeatError
+    from radfeat.manifest import load_manifest
+    from radfeat.utils.atomic import write_text
+
+    locked = load_fusion_model(model_dir)
+    if not source.is_file():
+        raise ModelFolderError(
+            f"manifest not found: {source} (a fusion model reads images: give a cohort manifest)"
+        )
+    try:
+        rows = load_manifest(source).table
+    except RadfeatError as exc:
+        raise ModelFolderError(f"{source}: a fusion model needs a cohort manifest: {exc}") from None
+    provenance: dict = {}
+    frame = None
+    if locked.feature_columns:
+        if table is None:
+            settings = (locked.card.get("table") or {}).get("settings")
+            if not settings:
+                raise ModelFolderError(
+                    f"{model_dir}: the model uses feature tokens but records no extraction settings; "
+                    "give --table"
+                )
+            from radfeat.extract import extract_table
+
+            table = output.with_name(output.stem + ".features.parquet")
+            habitat_dir = Path(model_dir) / "habitat_model"
+            with Progress(quiet) as progress:
+                extract_table(
+                    source,
+                    table,
+                    settings=settings,
+                    jobs=jobs,
+                    progress=progress,
+                    habitat_model=habitat_dir if habitat_dir.is_dir() else None,
+                )
+        frame, provenance = _read_table(table)
+        check_table(locked.card, provenance, frame.columns, source=str(table))
+    failures: list[dict] = []
+    groups = sorted({g for m in locked.members for g in m.prep.group_names_})
+    data = build_fusion_data(
+        source,
+        frame,
+        tasks=locked.tasks,
+        positive=locked.card["positive"],
+        groups=groups or ("pet",),
+        spec=locked.spec,
+        jobs=jobs,
+        require_labels=False,
+        classes=locked.classes,
+        failures=failures,
+    )
+    carry_source = rows.set_index("case_id")
+    if frame is not None:
+        extra = frame.set_index("case_id") if "case_id" in frame.columns else frame
+        carry_source = carry_source.join(extra[[c for c in extra.columns if c not in carry_source.columns]])
+    carry = carry_source[[c for c in (*locked.tasks, "cohort") if c in carry_source.columns]]
+    carry.index = carry.index.astype(str)
+    scored = predict_fusion(locked, data, carry)
+    training = (locked.card.get("training") or {}).get("cohorts") or []
+    if "cohort" in scored.columns and training:  # the ensemble saw these cases: apparent metrics only
+        scored["training_cohort"] = scored["cohort"].astype(str).isin(training)
+    write_text(scored.to_csv(index=False), output)
+    if gradcam is not None:
+        from models.fusion.gradcam import grad_cam, save_overlays
+
+        idx = np.arange(len(data))
+        first = locked.members[0]
+        for task in locked.tasks:
+            cams = grad_cam(first.model, data, first.prep, idx, task)
+            save_overlays(
+                data,
+                idx,
+                cams,
+                gradcam / task,
+                title=f"HiResCAM of the predicted {task} class (fold-1 model)",
+            )
+    listing = output.with_name(output.stem + ".not_scored.csv")
+    if failures:
+        write_text(pd.DataFrame(failures).to_csv(index=False), listing)
+    out.print(
+        f"{len(data)} case(s) × {len(locked.tasks)} task(s) scored with fusion model "
+        f"{locked.fingerprint} → {output}",
+        markup=False,
+    )
+    if failures:
+        for row in failures:
+            typer.echo(f"not scored: {row['case_id']}: {row['reason']}", err=True)
+        typer.echo(f"{len(failures)} case(s) not scored (listed in {listing})", err=True)
         raise typer.Exit(EXIT_DATA)
 
 

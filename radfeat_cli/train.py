@@ -40,6 +40,69 @@ def _check_folds(manifest: Path, table: Path | None, tasks, positive: dict, fold
         )
 
 
+def _cohort_ids(manifest: Path, table: Path | None, cohort: str) -> list[str]:
+    """Case ids of ``cohort`` (the manifest's ``cohort`` column, else the table's)."""
+    from radfeat.manifest import load_manifest
+
+    rows = load_manifest(manifest).table
+    source = rows
+    if "cohort" not in rows.columns and table is not None:
+        from radfeat.table import read_table
+
+        source = read_table(table).reset_index()
+    if "cohort" not in source.columns:
+        raise ValueError(
+            f"--train-cohort {cohort!r}: neither the manifest nor the table has a `cohort` column"
+        )
+    values = source["cohort"].astype(str)
+    if cohort not in set(values):
+        raise ValueError(
+            f"--train-cohort {cohort!r} is not a cohort of {manifest}; found {sorted(set(values))}"
+        )
+    return source.loc[values == cohort, "case_id"].astype(str).tolist()
+
+
+def _lock(data, table, model_cfg, train_cfg, folds, threshold, output: Path, quiet: bool) -> None:
+    """Cross-validate on the training cohort, keep the fold ensemble, save the model folder."""
+    from models.lifecycle.fusion import fit_locked_fusion, save_fusion_model
+    from radfeat.table import read_provenance
+
+    err.print(
+        f"locking the fusion network on {len(data)} training cases: {folds}-fold CV, the fold models "
+        "become the ensemble",
+        markup=False,
+    )
+    with Progress(quiet, title="fusion: fold models", unit="epochs") as bar:
+        bar({"total": folds * train_cfg.epochs})
+        locked, cv = fit_locked_fusion(
+            data,
+            model_cfg,
+            train_cfg,
+            n_splits=folds,
+            threshold_rule=threshold,
+            progress=lambda r: (
+                bar({"case_id": f"fold {r.get('fold')} epoch {r.get('epoch')}", "ok": True})
+                if "epoch" in r
+                else None
+            ),
+        )
+    provenance = read_provenance(table) if table is not None else {}
+    save_fusion_model(locked, output, provenance)
+    from radfeat.utils.atomic import write_text
+
+    work = output.with_name(output.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)  # patient-level CV predictions stay outside the model folder
+    write_text(cv.predictions.to_csv(index=False), work / "oof_predictions.csv")
+    for task, e in locked.card["cv_estimate"].items():
+        out.print(
+            f"{task}: training-cohort CV AUC {e['auc_oof']:.3f} "
+            f"({e['auc_ci_low']:.3f}–{e['auc_ci_high']:.3f}); "
+            f"threshold {locked.thresholds[task]:.4f} ({threshold})",
+            markup=False,
+        )
+    out.print(f"model folder: {output} (fingerprint {locked.fingerprint}; {len(locked.members)} fold models)")
+
+
 @app.command()
 def train(
     manifest: Path = typer.Argument(..., help="Cohort manifest (images, masks, labels)."),
@@ -65,6 +128,17 @@ def train(
         Path("fusion_runs"), "--output", "-o", help="Results folder (tables, figures, predictions)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch log lines."),
+    train_cohort: str | None = typer.Option(
+        None,
+        "--train-cohort",
+        help="Lock a model: cross-validate on this cohort's cases only (manifest `cohort` column) and save "
+        "the fold ensemble as a model folder in --output (for `radfeat predict` / `evaluate`).",
+    ),
+    threshold: str = typer.Option(
+        "youden",
+        "--threshold",
+        help="With --train-cohort: threshold rule (youden, prevalence, sensitivity:0.9…).",
+    ),
 ) -> None:
     """Train and cross-validate the PET/CT fusion network (both tasks), its ablations and baseline;
     write the results table, ROC figures and Grad-CAM overlays.
@@ -88,8 +162,21 @@ def train(
         model_cfg, train_cfg = PRESETS[preset]
         train_cfg = replace(train_cfg, seed=seed, **({"epochs": epochs} if epochs else {}))
         group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
+        train_ids = None
+        if train_cohort is not None:
+            if variants != ("full",) or baseline or repeats != 1:
+                raise ValueError(
+                    "--train-cohort locks the full model only: run ablations, --baseline and --repeats "
+                    "without it (cross-validation study), then lock with --train-cohort"
+                )
+            from models.thresholds import locked_threshold
+
+            locked_threshold([0, 1], [0.2, 0.8], threshold)  # a bad rule fails before any training
+            train_ids = _cohort_ids(manifest, table, train_cohort)
         _check_folds(manifest, table, task_list, pos, folds)
-        data = build_fusion_data(manifest, table, tasks=task_list, positive=pos, groups=group_list, jobs=jobs)
+        data = build_fusion_data(
+            manifest, table, tasks=task_list, positive=pos, groups=group_list, jobs=jobs, cases=train_ids
+        )
         baseline_data = None
         if baseline:
             from models.fusion.baseline_cnn import DLS_PATCH
@@ -112,6 +199,10 @@ def train(
     per_fold = {v: (len(data.tasks) if v == "single_task" else 1) for v in trained}
     total = folds * repeats * (sum(per_fold.values()) + (1 if baseline_data is not None else 0))
     state = {"key": None}
+
+    if train_cohort is not None:
+        _lock(data, table, model_cfg, train_cfg, folds, threshold, output, quiet)
+        return
 
     with Progress(quiet, title="fusion: models trained", unit="models") as bar:
         bar({"total": total})

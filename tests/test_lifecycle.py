@@ -68,8 +68,16 @@ def test_stacking_weights_are_convex_and_follow_the_signal():
     for rule in STACKING_RULES:
         w = stacking_weights({"lr": noise, "xgb": strong}, y, rule)
         assert set(w) == {"lr", "xgb"} and abs(sum(w.values()) - 1) < 1e-9 and min(w.values()) >= 0
-        if rule != "mean":
+        if rule not in ("mean", "guarded_vote"):
             assert w["xgb"] > 0.8, (rule, w)  # a useless candidate gets (almost) no weight
+    # guarded vote: the LR + XGBoost vote stays unless the inner CV shows a member significantly worse
+    # than the best family, which then takes its place
+    assert stacking_weights({"lr": noise, "xgb": strong}, y, "guarded_vote") == {"lr": 0.5, "xgb": 0.5}
+    fair = np.clip(strong + rng.normal(0, 0.05, 200), 0, 1)
+    w = stacking_weights({"lr": noise, "knn": strong, "xgb": fair}, y, "guarded_vote")
+    assert w == {"lr": 0.0, "knn": 0.5, "xgb": 0.5}, w
+    near = strong + rng.normal(0, 0.01, 200)  # not significantly worse than the best: kept
+    assert stacking_weights({"lr": near, "knn": strong, "xgb": fair}, y, "guarded_vote")["knn"] == 0.0
     assert stacking_weights({"lr": noise, "xgb": strong}, y, "mean") == {"lr": 0.5, "xgb": 0.5}
     # identical candidates: greedy selection keeps the first (simplest) one
     assert stacking_weights({"lr": strong, "xgb": strong.copy()}, y, "hill_climb")["lr"] == 1.0
@@ -341,3 +349,82 @@ def test_lifecycle_on_a_real_table_split_into_pseudo_cohorts(shared_data, tmp_pa
     assert external.n == 70 and 0.70 <= external.auc <= 0.95  # LNDb's honest nested-CV AUCs: ~0.77–0.83
     assert external.auc_ci_low <= card["cv_estimate"]["auc_oof"] + 0.1
     assert metrics.loc[("train", "model")].apparent
+
+
+# ------------------------------------------------------------------------------------------ fusion
+def test_fusion_model_locked_on_train_scores_the_external_cohort(tmp_path):
+    """`radfeat train --train-cohort train` never opens an external case (their images are made
+    unreadable first); the saved fold ensemble scores every readable case of the manifest, lists the
+    unreadable ones, and `radfeat evaluate` reads its per-task predictions."""
+    from radfeat.synth import make_cohort
+
+    manifest = make_cohort(tmp_path / "cohort", 20, seed=2, external_fraction=0.3)
+    rows = pd.read_csv(manifest)
+    external = rows[rows.cohort == "external"]
+    originals = {}
+    for ct in external.ct:
+        path = manifest.parent / ct
+        originals[path] = path.read_bytes()
+        path.write_bytes(b"not an image")
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            str(manifest),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "3",
+            "--folds",
+            "2",
+            "--train-cohort",
+            "train",
+            "-q",
+            "-o",
+            str(tmp_path / "model"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    card = read_card(tmp_path / "model")
+    assert card["kind"] == "fusion" and card["training"]["n_cases"] == 14 and len(card["members"]) == 2
+    assert set(card["thresholds"]) == {"egfr", "subtype"} and card["training"]["cohorts"] == ["train"]
+    assert all(f.endswith((".npz", ".json", ".md")) for f in card["files"])
+    # unreadable external cases: listed, the rest scored
+    res = runner.invoke(
+        app, ["predict", str(tmp_path / "model"), str(manifest), "-o", str(tmp_path / "p.csv")]
+    )
+    assert res.exit_code == 1 and all(f"not scored: {c}" in res.output for c in external.case_id), res.output
+    for path, data in originals.items():
+        path.write_bytes(data)
+    res = runner.invoke(
+        app, ["predict", str(tmp_path / "model"), str(manifest), "-o", str(tmp_path / "p.csv")]
+    )
+    assert res.exit_code == 0, res.output
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert len(pred) == 40 and set(pred.task) == {"egfr", "subtype"}
+    assert (pred.model_fingerprint == card["fingerprint"]).all() and pred.training_cohort.sum() == 28
+    res = runner.invoke(
+        app, ["predict", str(tmp_path / "model"), str(manifest), "-o", str(tmp_path / "p2.csv")]
+    )
+    np.testing.assert_array_equal(pred.score, pd.read_csv(tmp_path / "p2.csv").score)  # the same scores again
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "p.csv"),
+            "--label",
+            "egfr",
+            "--by",
+            "cohort",
+            "--model",
+            str(tmp_path / "model"),
+            "-o",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = pd.read_csv(tmp_path / "r" / "metrics.csv")
+    ext = metrics[(metrics.cohort == "external") & (metrics.model == "model")]
+    assert len(ext) == 1 and ext.n.iloc[0] == 6 and not ext.apparent.iloc[0]  # seed 2: both classes
+    assert bool(metrics[metrics.cohort == "train"].apparent.all())
+    assert "Internal CV estimate" in (tmp_path / "r" / "report.md").read_text()

@@ -112,6 +112,14 @@ def test_nested_cv_predicts_each_case_once_per_repeat_and_resumes(tmp_path, monk
     )
     again = cross_validate(data, ["lr", "nb"], config, cache_dir=tmp_path)
     pd.testing.assert_frame_equal(again.predictions, result.predictions)
+    # Another `auto` rule recombines the cached inner predictions: nothing is refitted.
+    from dataclasses import replace
+
+    mean = cross_validate(data, ["lr", "nb"], replace(config, auto_rule="mean"), cache_dir=tmp_path)
+    for fold in mean.folds:
+        assert fold["auto_weights"] == {"lr": 0.5, "nb": 0.5}
+        expected = (np.asarray(fold["predictions"]["lr"]) + np.asarray(fold["predictions"]["nb"])) / 2
+        np.testing.assert_allclose(fold["predictions"][AUTO], expected, rtol=1e-12)
 
 
 def test_choose_family_prefers_simpler_unless_clearly_better():

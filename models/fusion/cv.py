@@ -30,6 +30,8 @@ class FusionCVResult:
     seconds: float = 0.0
     #: The first fold's trained model and its test case indices (for Grad-CAM and attention maps).
     example: tuple[FitResult, np.ndarray] | None = None
+    #: Every fold's trained model (with ``keep_models``): the members of a locked fold ensemble.
+    models: list[FitResult] = field(default_factory=list)
 
     def case_scores(self, task: str) -> pd.DataFrame:
         """Per case: label, mean score over repeats, mean margin to the folds' training thresholds and
@@ -70,13 +72,14 @@ def cross_validate_fusion(
     prep: FeaturePrep | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: Callable[[dict], None] | None = None,
+    keep_models: bool = False,
 ) -> FusionCVResult:
     """Train one model per outer fold (same architecture → one compilation for all folds) and collect
-    the out-of-fold patient predictions for every task."""
+    the out-of-fold patient predictions for every task; ``keep_models`` keeps every fold's model."""
     from models.thresholds import training_threshold
 
     t0 = time.perf_counter()
-    rows, histories, example = [], [], None
+    rows, histories, example, models = [], [], None, []
     tasks = [t for t in model_cfg.tasks if t in data.labels]
     for r, f, tr, te in fusion_splits(data, n_splits, n_repeats, train_cfg.seed):
         ckpt = Path(checkpoint_dir) / f"r{r}_f{f}" if checkpoint_dir else None
@@ -93,6 +96,8 @@ def cross_validate_fusion(
         histories.append(res.history)
         if example is None:
             example = (res, te)
+        if keep_models:
+            models.append(res)
         for t in tasks:
             p = probs[t]
             threshold = training_threshold(data.labels[t][tr])  # this fold's training cases only
@@ -100,4 +105,6 @@ def cross_validate_fusion(
                 score = float(p[i]) if p.ndim == 1 else float(p[i, -1])
                 rows.append((t, r, f, data.case_ids[case], int(data.labels[t][case]), score, threshold))
     predictions = pd.DataFrame(rows, columns=["task", "repeat", "fold", "case_id", "y", "score", "threshold"])
-    return FusionCVResult(predictions, histories, asdict(model_cfg), time.perf_counter() - t0, example)
+    return FusionCVResult(
+        predictions, histories, asdict(model_cfg), time.perf_counter() - t0, example, models
+    )

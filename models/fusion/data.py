@@ -115,6 +115,14 @@ def extract_patches(row: dict, spec: PatchSpec, settings: dict | None = None) ->
     }
 
 
+def _patches_or_error(row: dict, spec: PatchSpec) -> tuple[dict | None, str]:
+    """``(patches, "")`` or ``(None, reason)`` for a case that cannot be read (the batch goes on)."""
+    try:
+        return extract_patches(row, spec), ""
+    except Exception as exc:  # noqa: BLE001 - every unreadable case is reported, none stops the batch
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 @dataclass
 class FusionData:
     """A cohort ready for the network. Patch arrays are (cases, views, slices, H, W) float32."""
@@ -165,9 +173,19 @@ def build_fusion_data(
     groups: Sequence[str] = ("habitat", "pet"),
     spec: PatchSpec | None = None,
     jobs: int = 1,
+    cases: Sequence[str] | None = None,
+    require_labels: bool = True,
+    classes: dict[str, list[str]] | None = None,
+    failures: list[dict] | None = None,
 ) -> FusionData:
     """Patches for every manifest case, labels for ``tasks`` (from the manifest, else the table) and the
     chosen feature-column groups of ``table`` (rows matched by ``case_id``).
+
+    ``cases``: only these case ids are read (e.g. the training cohort: no other case's images are
+    opened). ``require_labels=False`` (scoring new patients): a task without a label column gets
+    missing labels (-1) and the class names of ``classes``. ``failures``: a list to collect
+    ``{case_id, reason}`` of cases whose images cannot be read; they are left out and the rest are
+    built (without it, the first such case stops the build).
 
     A case whose images cannot be read stops the build with an error naming the case and file (fix the
     manifest with ``radfeat validate`` first).
@@ -179,7 +197,22 @@ def build_fusion_data(
 
     spec = spec or PatchSpec()
     rows = load_manifest(manifest).rows()
-    patches = Parallel(n_jobs=jobs)(delayed(extract_patches)(r, spec) for r in rows)
+    if cases is not None:
+        wanted = {str(c) for c in cases}
+        rows = [r for r in rows if str(r["case_id"]) in wanted]
+        if not rows:
+            raise ValueError(f"none of the {len(wanted)} requested case(s) is in the manifest {manifest}")
+    if failures is None:
+        patches = Parallel(n_jobs=jobs)(delayed(extract_patches)(r, spec) for r in rows)
+    else:
+        results = Parallel(n_jobs=jobs)(delayed(_patches_or_error)(r, spec) for r in rows)
+        failures += [
+            {"case_id": str(r["case_id"]), "reason": e} for r, (_, e) in zip(rows, results, strict=True) if e
+        ]
+        rows = [r for r, (_, e) in zip(rows, results, strict=True) if not e]
+        patches = [p for p, e in results if not e]
+        if not rows:
+            raise ValueError(f"no case of {manifest} could be read: {failures[:3]}")
     ids = np.array([str(r["case_id"]) for r in rows])
     frame = None
     provenance: dict = {}
@@ -199,14 +232,26 @@ def build_fusion_data(
             raise ValueError(f"{len(missing)} manifest case(s) absent from the feature table: {missing[:5]}")
         frame = frame.loc[ids]
     label_source = pd.DataFrame(rows).set_index("case_id")
+    classes_given = classes
     labels, classes = {}, {}
     positive = positive or {}
     for task in tasks:
         source = label_source if task in label_source.columns else frame
+        if (source is None or task not in source.columns) and not require_labels:
+            labels[task] = np.full(len(ids), -1, dtype=int)
+            classes[task] = list((classes_given or {}).get(task, ["0", "1"]))
+            continue
         if source is None or task not in source.columns:
             raise ValueError(f"label column {task!r} is in neither the manifest nor the feature table")
         values = source[task].map(_clean_label) if source is label_source else source[task]
-        labels[task], classes[task] = _encode_labels(values.reindex(ids), positive.get(task))
+        try:
+            labels[task], classes[task] = _encode_labels(values.reindex(ids), positive.get(task))
+        except ValueError:
+            if require_labels:
+                raise
+            # scoring: labels are not used, and a small new cohort may hold one class only
+            labels[task] = np.full(len(ids), -1, dtype=int)
+            classes[task] = list((classes_given or {}).get(task, ["0", "1"]))
     features, columns = None, {}
     if frame is not None:
         for g in groups:

@@ -104,6 +104,10 @@ def evaluate_predictions(
             f"label column {label!r} not in the predictions; columns: {list(frame.columns)[:12]}. Hint: "
             "predict copies the label from its input table or manifest: add it there, or join it"
         )
+    if "task" in frame.columns:  # a multi-task (fusion) model: one row per case and task
+        if label not in set(frame["task"]):
+            raise ValueError(f"the predictions hold tasks {sorted(set(frame['task']))}, not {label!r}")
+        frame = frame[frame["task"] == label]
     if positive is None and "positive_class" in frame.columns:
         positive = str(frame["positive_class"].dropna().iloc[0])
     notes = []
@@ -342,9 +346,13 @@ def write_evaluation_report(
     lines = [f"# {title or 'Evaluation of a locked model'}: `{result.label}` = `{result.positive}`", ""]
     if card:
         cv = card.get("cv_estimate", {})
+        threshold = card.get("threshold")
+        if card.get("kind") == "fusion":  # per-task thresholds and estimates
+            cv = cv.get(result.label, {})
+            threshold = (card.get("thresholds") or {}).get(result.label, float("nan"))
         lines += [
             f"Model `{card.get('fingerprint')}` ({card.get('family')}), locked on "
-            f"{card['training']['n_cases']} training cases; threshold {card['threshold']:.4f} "
+            f"{card['training']['n_cases']} training cases; threshold {threshold:.4f} "
             f"(`{card['threshold_rule']}`, training out-of-fold scores). Internal CV estimate on the "
             f"training cohort: AUC {cv.get('auc_oof', float('nan')):.3f} "
             f"({cv.get('auc_ci_low', float('nan')):.3f}–{cv.get('auc_ci_high', float('nan')):.3f}).",

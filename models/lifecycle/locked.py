@@ -9,7 +9,7 @@ threshold and its comparators, ready to score independent cohorts and new patien
 2. **Threshold** — from the out-of-fold training scores of that CV (each case scored by a model that
    never saw it), by a rule recorded in the card (:func:`models.thresholds.locked_threshold`).
 3. **Final model** — the same tuning (:func:`models.cv.tune_families`) on all training cases, each
-   family's best candidate refitted on them; ``auto`` keeps the stacked members with their weights.
+   family's best candidate refitted on them; ``auto`` keeps its members with their weights.
 4. **Comparators** declared now for the later tests (SUVmax alone, a clinical model), fitted on the
    training cases with their own thresholds by the same rule.
 
@@ -204,7 +204,7 @@ def fit_locked(
     Parameters
     ----------
     family : str
-        ``auto`` (stacked combination of ``families``), ``auto_select`` (one family chosen by the inner
+        ``auto`` (combination of ``families``, :mod:`models.ensemble`), ``auto_select`` (one family chosen by the inner
         CV) or one family name.
     config : CVConfig
         Folds of the CV estimate and of the inner tuning (the final model is tuned with the same inner
