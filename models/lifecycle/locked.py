@@ -204,8 +204,8 @@ def fit_locked(
     Parameters
     ----------
     family : str
-        ``auto`` (combination of ``families``, :mod:`models.ensemble`), ``auto_select`` (one family chosen by the inner
-        CV) or one family name.
+        ``auto`` (combination of ``families``, :mod:`models.ensemble`), ``auto_select`` (one family
+        chosen by the inner CV) or one family name.
     config : CVConfig
         Folds of the CV estimate and of the inner tuning (the final model is tuned with the same inner
         CV on all training cases).
