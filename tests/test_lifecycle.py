@@ -233,6 +233,7 @@ def test_mismatched_tables_and_unscorable_cases(tmp_path):
     from radfeat.table import write_table
 
     frame = _table()
+    frame.loc[frame.case_id == "P001", "ct_tumour_original_firstorder_F1"] = np.nan  # missing in training
     settings = {"ct": {"setting": {"binWidth": 25}}, "pet": {"setting": {"binWidth": 0.25}}}
     write_table(
         frame.set_index("case_id"), tmp_path / "train.parquet", {"settings": settings, "settings_hash": "aaa"}
@@ -276,7 +277,8 @@ def test_mismatched_tables_and_unscorable_cases(tmp_path):
     res = runner.invoke(app, ["predict", str(tmp_path / "m"), str(tmp_path / "lacking.parquet")])
     assert res.exit_code == 2 and "ct_tumour_original_firstorder_F3" in res.output
     gap = frame.copy()
-    gap.loc[gap.case_id == "P120", "ct_tumour_original_firstorder_F0"] = np.nan
+    gap.loc[gap.case_id == "P120", "ct_tumour_original_firstorder_F0"] = np.nan  # never missing in training
+    gap.loc[gap.case_id == "P121", "ct_tumour_original_firstorder_F1"] = np.nan  # imputed, as in training
     write_table(
         gap.set_index("case_id"), tmp_path / "gap.parquet", {"settings": settings, "settings_hash": "aaa"}
     )
@@ -288,7 +290,9 @@ def test_mismatched_tables_and_unscorable_cases(tmp_path):
         and "not scored: P120" in res.output
         and "ct_tumour_original_firstorder_F0" in res.output
     )
-    scored = pd.read_csv(tmp_path / "g.csv", dtype={"case_id": str})
+    scored = pd.read_csv(tmp_path / "g.csv", dtype={"case_id": str}, keep_default_na=False)
+    assert scored.set_index("case_id").loc["P121", "imputed"] == "ct_tumour_original_firstorder_F1"
+    assert (scored.set_index("case_id").drop(index=["P001", "P121"]).imputed == "").all()
     assert len(scored) == 149 and "P120" not in set(scored.case_id)
     assert pd.read_csv(tmp_path / "g.not_scored.csv").case_id.tolist() == ["P120"]
 

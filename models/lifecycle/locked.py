@@ -96,6 +96,9 @@ class LockedModel:
     threshold_rule: str
     comparators: dict[str, Comparator] = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    #: Features missing in some training cases (e.g. SUVmean of an empty SUV ≥ 2.5 region): imputed in
+    #: training, so imputed for a new case too (and listed in its ``imputed`` column).
+    imputable: list[str] = field(default_factory=list)
 
     @property
     def fingerprint(self) -> str:
@@ -119,8 +122,9 @@ class LockedModel:
 
         Returns ``(scored, not_scored)``: one row per scored case (``case_id``, ``score``,
         ``predicted_positive`` at the locked threshold, ``threshold``, and per comparator
-        ``score_<name>`` / ``predicted_positive_<name>``), and ``{case_id, reason}`` for the others (a
-        required feature missing: never imputed for a new patient).
+        ``score_<name>`` / ``predicted_positive_<name>``, ``imputed``), and ``{case_id, reason}`` for the
+        others: a feature the model uses is missing and was never missing in training (imputing it
+        would give a number the training data never supported).
         """
         missing = [f for f in self.features if f not in X.columns]
         if missing:
@@ -128,11 +132,12 @@ class LockedModel:
         ids = np.asarray(ids).astype(str)
         frame = X[self.features].reset_index(drop=True)
         needed = self.required_features()
-        gaps = frame[needed].isna()
+        imputable = [f for f in needed if f in set(self.imputable)]
+        gaps = frame[[f for f in needed if f not in set(imputable)]].isna()
         ok = ~gaps.any(axis=1).to_numpy()
         not_scored = [
             {
-                "case_id": cid,
+                "case_id": str(cid),
                 "reason": "missing value of feature(s) the model uses: "
                 + ", ".join(gaps.columns[gaps.iloc[i].to_numpy()][:5])
                 + (" …" if gaps.iloc[i].sum() > 5 else ""),
@@ -149,6 +154,8 @@ class LockedModel:
             out["score"] = pd.Series(dtype=float)
             out["predicted_positive"] = pd.Series(dtype=bool)
         out["threshold"] = self.threshold
+        filled = frame.loc[ok, imputable].isna()
+        out["imputed"] = [";".join(filled.columns[row]) for row in filled.to_numpy()] if imputable else ""
         for name, comp in self.comparators.items():
             values = np.full(len(out), np.nan)
             rows = frame.loc[ok]
@@ -279,6 +286,7 @@ def fit_locked(
         threshold=float(threshold),
         threshold_rule=threshold_rule,
         comparators=locked_comparators,
+        imputable=[c for c in X.columns if X[c].isna().any()],
     )
     model.card = {
         "training": {

@@ -260,6 +260,7 @@ def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | 
             "family": model.family,
             "features": model.features,
             "required_features": model.required_features(),
+            "imputable_features": model.imputable,
             "members": members,
             "threshold": model.threshold,
             "threshold_rule": model.threshold_rule,
@@ -367,6 +368,7 @@ def load_model(folder: str | Path) -> LockedModel:
         threshold_rule=card["threshold_rule"],
         comparators=comparators,
         card=card,
+        imputable=list(card.get("imputable_features", [])),
     )
 
 
