@@ -19,6 +19,7 @@ def _commands(group, prefix=""):
 def test_every_command_has_an_example_and_every_option_a_help_text():
     commands = dict(_commands(typer.main.get_command(app)))
     assert {"synth", "validate", "extract", "info", "benchmark", "tune", "train", "demo"} <= set(commands)
+    assert {"fit", "predict", "evaluate"} <= set(commands)
     for name, command in commands.items():
         assert f"Example: radfeat {name}" in (command.help or ""), name
         undocumented = [p.name for p in command.params if p.name != "help" and not getattr(p, "help", None)]
