@@ -231,3 +231,46 @@ def test_cli_train_writes_results_figures_and_gradcam(tmp_path):
     assert len(list((out / "gradcam" / "egfr").glob("*.png"))) > 0
     bad = subprocess.run([*cmd[:-3], "--ablation", "nonsense", "-q"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown ablation" in bad.stderr
+
+
+def test_cli_ablations_write_each_variant_as_it_finishes_and_resume_after_a_crash(tmp_path, monkeypatch):
+    """Real presets through the CLI (features-only included: its feature count is known only after the
+    in-fold preparation); a crash in the third variant loses neither of the first two."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    import models.fusion.ablation as ablation
+    from radfeat.extract import extract_table
+    from radfeat.settings import load_settings
+    from radfeat.synth import make_cohort
+    from radfeat_cli.main import app
+
+    manifest = make_cohort(tmp_path / "cohort", 16, seed=5, external_fraction=0)
+    settings = load_settings()
+    settings["ct"] = settings["pet"] = None  # PET descriptors only: the feature tokens of this test
+    extract_table(manifest, tmp_path / "t.parquet", settings=settings, jobs=2)
+    cmd = ["train", str(manifest), "--table", str(tmp_path / "t.parquet"), "--groups", "pet",
+           "--preset", "tiny", "--epochs", "2", "--folds", "2", "--ablation", "features_only,ct_only",
+           "-o", str(tmp_path / "runs")]  # fmt: skip
+    real = ablation._run_variant
+
+    def crash_on_ct_only(name, *args, **kwargs):
+        if name == "ct_only":
+            raise RuntimeError("killed")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(ablation, "_run_variant", crash_on_ct_only)
+    first = CliRunner().invoke(app, cmd)
+    assert isinstance(first.exception, RuntimeError)
+    finished = sorted(p.name.split("_")[0] for p in (tmp_path / "runs" / "variants").glob("*.csv"))
+    assert finished == ["features", "full"]  # features_only_<key>.csv and full_<key>.csv
+    monkeypatch.setattr(ablation, "_run_variant", real)
+    calls = []
+    monkeypatch.setattr(
+        ablation, "_run_variant", lambda name, *a, **k: calls.append(name) or real(name, *a, **k)
+    )
+    second = CliRunner().invoke(app, cmd)
+    assert second.exit_code == 0, second.output
+    assert "[features_only] finished before" in second.output and calls == ["full", "ct_only"]
+    table = pd.read_csv(tmp_path / "runs" / "results.csv")
+    assert {"full", "features_only", "ct_only"} <= set(table["variant"])

@@ -40,6 +40,7 @@ def _run_variant(
     n_splits: int,
     n_repeats: int,
     progress,
+    checkpoint_dir=None,
 ) -> FusionCVResult:
     changes, dropped = ABLATIONS[name]
     variant_prep = replace(prep, drop_groups=tuple(prep.drop_groups) + dropped)
@@ -55,6 +56,7 @@ def _run_variant(
                 n_repeats=n_repeats,
                 prep=variant_prep,
                 progress=progress,
+                checkpoint_dir=None if checkpoint_dir is None else f"{checkpoint_dir}/{task}",
             )
             parts.append(res.predictions)
             seconds += res.seconds
@@ -67,6 +69,7 @@ def _run_variant(
         n_repeats=n_repeats,
         prep=variant_prep,
         progress=progress,
+        checkpoint_dir=checkpoint_dir,
     )
 
 
@@ -80,12 +83,22 @@ def run_ablations(
     n_repeats: int = 1,
     prep: FeaturePrep | None = None,
     progress: Callable[[dict], None] | None = None,
+    out_dir=None,
 ) -> dict[str, FusionCVResult]:
     """Cross-validate each variant (same splits and seeds). Variants that remove something the data do
     not have (e.g. ``no_habitat`` without habitat columns, or feature-token variants without a table)
-    are skipped, with the reason in ``progress``."""
+    are skipped, with the reason in ``progress``.
+
+    With ``out_dir``, every finished variant's out-of-fold predictions are written at once to
+    ``variants/<name>_<key>.csv`` and every fold checkpoints each epoch under ``checkpoints/``: a rerun
+    after a crash or a kill reads the finished variants, resumes the interrupted fold where it stopped
+    and loses nothing (``key`` hashes the data, configurations and splits, so a changed run starts
+    afresh)."""
+    from pathlib import Path
+
     prep = prep or FeaturePrep()
     results = {}
+    out = Path(out_dir) if out_dir is not None else None
     for name in variants:
         if name not in ABLATIONS:
             raise ValueError(f"unknown ablation {name!r}; choose from {sorted(ABLATIONS)}")
@@ -96,10 +109,48 @@ def run_ablations(
             if progress:
                 progress({"variant": name, "skipped": "the data have no such feature group"})
             continue
+        key = _variant_key(name, data, model_cfg, train_cfg, prep, n_splits, n_repeats)
+        done = out / "variants" / f"{name}_{key}.csv" if out is not None else None
+        # `full` is rerun from its checkpoints (quick): its first fold model feeds Grad-CAM
+        if done is not None and done.exists() and name != "full":
+            if progress:
+                progress({"variant": name, "skipped": "finished before: read from " + done.name})
+            results[name] = FusionCVResult(pd.read_csv(done, dtype={"case_id": str}))
+            continue
         if progress:
             progress({"variant": name, "started": True})
-        results[name] = _run_variant(name, data, model_cfg, train_cfg, prep, n_splits, n_repeats, progress)
+        ckpt = None if out is None else out / "checkpoints" / f"{name}_{key}"
+        results[name] = _run_variant(
+            name, data, model_cfg, train_cfg, prep, n_splits, n_repeats, progress, checkpoint_dir=ckpt
+        )
+        if done is not None:
+            from radfeat.utils.atomic import write_text
+
+            write_text(results[name].predictions.to_csv(index=False), done)
     return results
+
+
+def _variant_key(name, data: FusionData, model_cfg, train_cfg, prep, n_splits, n_repeats) -> str:
+    """Hash of what a variant's result depends on: cases, labels, patches, feature values, settings."""
+    import hashlib
+    from dataclasses import asdict
+
+    h = hashlib.sha256()
+    for array in (data.ct, data.pet, data.mask, *(data.labels[t] for t in data.tasks)):
+        h.update(np.ascontiguousarray(array).tobytes())
+    h.update("|".join(map(str, data.case_ids)).encode())
+    if data.features is not None:
+        h.update(pd.util.hash_pandas_object(data.features, index=False).to_numpy().tobytes())
+    settings = {
+        "variant": name,
+        "ablation": ABLATIONS[name][0],
+        "model": asdict(model_cfg),
+        "train": asdict(train_cfg),
+        "prep": {"k": prep.k_per_group, "drop": list(prep.drop_groups)},
+        "splits": [n_splits, n_repeats],
+    }
+    h.update(repr(sorted(settings.items())).encode())
+    return h.hexdigest()[:12]
 
 
 def ablation_table(

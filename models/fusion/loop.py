@@ -69,6 +69,12 @@ def fit(
     if val_idx is None:
         train_idx, val_idx = _split_validation(data, np.asarray(train_idx), cfg, tasks[0])
     prep = (prep or FeaturePrep()).fit(data, train_idx, tasks[0])
+    if not model_cfg.modalities and not prep.n_features:
+        raise ValueError(
+            "a features-only model needs feature tokens, but no feature column is left after the "
+            f"preparation (groups {list(data.groups)}, dropped {list(prep.drop_groups)}); give --table "
+            "with habitat or PET-descriptor columns"
+        )
     model_cfg = replace(
         model_cfg,
         n_features=prep.n_features if model_cfg.use_features else 0,

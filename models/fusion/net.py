@@ -63,7 +63,8 @@ class FusionConfig:
             raise ValueError(f"fusion must be 'cross' or 'concat', got {self.fusion!r}")
         if self.scales not in (1, 2):
             raise ValueError(f"scales must be 1 or 2, got {self.scales}")
-        if not self.modalities and not (self.use_features and self.n_features):
+        # n_features is 0 until the feature preparation of a fold fills it in (fit checks it then)
+        if not self.modalities and not self.use_features:
             raise ValueError("a model needs images (modalities) or feature tokens")
         if self.patch % 8:
             raise ValueError(f"patch size must be a multiple of 8, got {self.patch}")

@@ -77,6 +77,7 @@ def run_fusion_study(
         n_repeats=n_repeats,
         prep=prep,
         progress=progress,
+        out_dir=out,
     )
     if baseline_data is not None:
         from models.fusion.baseline_cnn import dls_config
