@@ -17,8 +17,9 @@ from models.data import load_dataset, load_radmlbench
 from models.ensemble import STACKING_RULES, stacking_weights
 from models.lifecycle import ModelFolderError, fit_locked, load_model, read_card, save_model
 from models.lifecycle.apply import predict_frame
+from models.lifecycle.store import card_fingerprint
 from models.thresholds import locked_threshold
-from radfeat.utils.hashing import file_digest, stable_hash
+from radfeat.utils.hashing import file_digest
 from radfeat_cli.main import app
 
 runner = CliRunner()
@@ -157,10 +158,12 @@ def test_held_out_cohorts_are_never_read_during_fitting(tmp_path):
     features = [c for c in frame.columns if c.startswith(("ct_", "pet_"))]
     scrambled.loc[held, features] = rng.normal(100, 50, size=(int(held.sum()), len(features)))
     scrambled.loc[held, "egfr"] = rng.choice(["mutant", "wild", "n/a"], int(held.sum()))
-    _, a = _fit(tmp_path, frame, "a")
-    _, b = _fit(tmp_path, scrambled, "b")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _, a = _fit(tmp_path / "a", frame)
+    _, b = _fit(tmp_path / "b", scrambled)
     card_a, card_b = read_card(a), read_card(b)
     assert card_a["files"] == card_b["files"]  # byte-identical pipelines, comparators and thresholds
+    assert card_a["fingerprint"] == card_b["fingerprint"]  # the same model, reproducibly
     assert card_a["threshold"] == card_b["threshold"] and card_a["cv_estimate"] == card_b["cv_estimate"]
 
 
@@ -221,7 +224,7 @@ def test_tampered_or_untrusted_model_folders_fail_clearly(tmp_path):
 
     sio.dump({"pre": None, "pipeline": Untrusted()}, member)
     card["files"][f"members/{member.name}"] = file_digest(member)
-    card["fingerprint"] = stable_hash({k: v for k, v in card.items() if k != "fingerprint"})
+    card["fingerprint"] = card_fingerprint(card)
     card_path.write_text(json.dumps(card))
     with pytest.raises(ModelFolderError, match="does not trust: .*Untrusted"):
         load_model(model)
@@ -432,3 +435,15 @@ def test_fusion_model_locked_on_train_scores_the_external_cohort(tmp_path):
     assert len(ext) == 1 and ext.n.iloc[0] == 6 and not ext.apparent.iloc[0]  # seed 2: both classes
     assert bool(metrics[metrics.cohort == "train"].apparent.all())
     assert "Internal CV estimate" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_fit_with_the_optuna_tuner(tmp_path):
+    frame = _table(n=120)
+    table, model = _fit(
+        tmp_path, frame, extra=("--tuner", "optuna", "--trials", "3", "--comparators", "none")
+    )
+    card = read_card(model)
+    assert card["cv"]["tuner"] != "grid" and card["comparators"] == []
+    assert all(m["family"] in ("lr", "nb") for m in card["members"])
+    res = runner.invoke(app, ["predict", str(model), str(table), "-o", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output and "score_suvmax" not in pd.read_csv(tmp_path / "p.csv").columns

@@ -26,8 +26,15 @@ import pandas as pd
 
 from models.fusion.data import FeaturePrep, FusionData, PatchSpec
 from models.fusion.net import FusionConfig
-from models.lifecycle.store import CARD, CARD_VERSION, ModelFolderError, _versions, read_card
-from radfeat.utils.hashing import file_digest, stable_hash
+from models.lifecycle.store import (
+    CARD,
+    CARD_VERSION,
+    ModelFolderError,
+    _versions,
+    card_fingerprint,
+    read_card,
+)
+from radfeat.utils.hashing import file_digest
 
 __all__ = ["LockedFusion", "fit_locked_fusion", "save_fusion_model", "load_fusion_model", "predict_fusion"]
 
@@ -180,7 +187,7 @@ def save_fusion_model(locked: LockedFusion, folder: str | Path, table_provenance
         }
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         card["files"] = {f: file_digest(tmp / f) for f in files}
-        card["fingerprint"] = stable_hash(card)
+        card["fingerprint"] = card_fingerprint(card)
         (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
         (tmp / "model_card.md").write_text(_markdown(card))
         if target.exists():

@@ -59,6 +59,12 @@ TRUSTED_TYPES = (
 CARD = "model_card.json"
 
 
+def card_fingerprint(card: dict) -> str:
+    """Content hash of a model card (its ``fingerprint`` and ``created`` time left out, so the same data,
+    settings and seed give the same fingerprint); it covers every file's SHA-256."""
+    return stable_hash({k: v for k, v in card.items() if k not in ("fingerprint", "created")})
+
+
 class ModelFolderError(ValueError):
     """A model folder that is missing, modified, of an unknown version or names untrusted types."""
 
@@ -276,7 +282,7 @@ def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | 
         }
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         card["files"] = {f: file_digest(tmp / f) for f in files}
-        card["fingerprint"] = stable_hash(card)
+        card["fingerprint"] = card_fingerprint(card)
         (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
         (tmp / "model_card.md").write_text(_markdown(card))
         if target.exists():
@@ -315,7 +321,7 @@ def read_card(folder: str | Path) -> dict:
             "refit the model with this radfeat or install the radfeat that wrote it"
         )
     stated = card.get("fingerprint")
-    if stated != stable_hash({k: v for k, v in card.items() if k != "fingerprint"}):
+    if stated != card_fingerprint(card):
         raise ModelFolderError(
             f"{path}: the card's content does not match its fingerprint {stated}: it was modified "
             "after saving. Refit the model or restore the original folder"
