@@ -233,6 +233,7 @@ def test_cli_train_writes_results_figures_and_gradcam(tmp_path):
     assert bad.returncode == 2 and "unknown ablation" in bad.stderr
 
 
+@pytest.mark.slow
 def test_cli_ablations_write_each_variant_as_it_finishes_and_resume_after_a_crash(tmp_path, monkeypatch):
     """Real presets through the CLI (features-only included: its feature count is known only after the
     in-fold preparation); a crash in the third variant loses neither of the first two."""

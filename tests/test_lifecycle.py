@@ -359,6 +359,7 @@ def test_lifecycle_on_a_real_table_split_into_pseudo_cohorts(shared_data, tmp_pa
 
 
 # ------------------------------------------------------------------------------------------ fusion
+@pytest.mark.slow
 def test_fusion_model_locked_on_train_scores_the_external_cohort(tmp_path):
     """`radfeat train --train-cohort train` never opens an external case (their images are made
     unreadable first); the saved fold ensemble scores every readable case of the manifest, lists the
