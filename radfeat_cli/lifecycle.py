@@ -65,6 +65,12 @@ def fit(
     no_habitat_columns: bool = typer.Option(
         False, "--no-habitat-columns", help="Drop the table's habitat columns."
     ),
+    habitats_manifest: Path | None = typer.Option(
+        None,
+        "--habitats-manifest",
+        help="Cohort manifest: refit the habitat model inside every CV training fold for the estimate "
+        "(the final model keeps the table's habitat columns, learned on the training cohort).",
+    ),
     drop_missing: bool = typer.Option(False, "--drop-missing", help="Drop training cases without a label."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel outer folds."),
     seed: int = typer.Option(0, help="Seed of the splits and models."),
@@ -160,6 +166,18 @@ def fit(
     )
     for note in data.notes:
         err.print(f"  note: {note}", markup=False)
+    hook = None
+    if habitats_manifest is not None:
+        from models.fold_features import HabitatFoldFeatures
+        from radfeat.manifest import load_manifest
+        from radfeat.settings import validate_settings
+
+        if not provenance.get("settings"):
+            error(f"{table} records no extraction settings: the per-fold habitat refit needs them")
+            raise typer.Exit(EXIT_USAGE)
+        training_ids = set(map(str, data.ids))
+        rows = [r for r in load_manifest(habitats_manifest).rows() if str(r["case_id"]) in training_ids]
+        hook = HabitatFoldFeatures(rows, validate_settings(provenance["settings"], f"{table} (provenance)"))
     with Progress(quiet, title="training-cohort CV", unit="folds") as progress:
         progress({"total": folds * repeats})
         try:
@@ -171,6 +189,7 @@ def fit(
                 threshold_rule=threshold,
                 comparators=comps,
                 tuner=optuna_tuner,
+                fold_features=hook,
                 cache_dir=output.with_name(output.name + ".work") / "folds",
                 progress=lambda s: progress({"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True}),
             )

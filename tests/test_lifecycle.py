@@ -448,3 +448,37 @@ def test_fit_with_the_optuna_tuner(tmp_path):
     assert all(m["family"] in ("lr", "nb") for m in card["members"])
     res = runner.invoke(app, ["predict", str(model), str(table), "-o", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output and "score_suvmax" not in pd.read_csv(tmp_path / "p.csv").columns
+
+
+def test_habitat_columns_in_a_locked_model(tmp_path):
+    """The CV estimate refits habitats per fold (a hook here); the final model keeps the table's habitat
+    columns only when their habitat model saw no case outside the training cohort."""
+    from models.leakage import LeakageError
+
+    frame = _table().assign(hab_msi_contrast=lambda f: f["ct_tumour_original_firstorder_F0"] * 0.5)
+    train = frame[frame.cohort == "train"].reset_index(drop=True)
+    calls = []
+
+    class Hook:
+        def cache_key(self):
+            return "hook"
+
+        def __call__(self, train_ids, case_ids):
+            calls.append(set(train_ids))
+            return pd.DataFrame({"hab_msi_contrast": np.zeros(len(case_ids))}, index=list(case_ids))
+
+    config = CVConfig(n_splits=3, n_repeats=1, inner_splits=3, inner_repeats=1)
+    train.attrs["radfeat"] = {"habitat_model": {"train_ids": list(train.case_id), "fingerprint": "h"}}
+    data = load_dataset(train, "egfr", positive="mutant")
+    model, cv = fit_locked(data, family="lr", config=config, fold_features=Hook())
+    assert len(calls) == 3 and all(c < set(train.case_id) for c in calls)  # refitted inside each fold
+    assert "hab_msi_contrast" in model.features and "hab_msi_contrast" not in cv.feature_names
+    train.attrs["radfeat"] = {"habitat_model": {"train_ids": [*train.case_id, "P140"], "fingerprint": "h"}}
+    with pytest.raises(LeakageError, match="outside the training cohort.*P140"):
+        fit_locked(
+            load_dataset(train, "egfr", positive="mutant"), family="lr", config=config, fold_features=Hook()
+        )
+    with pytest.raises(
+        LeakageError, match="--habitats-manifest"
+    ):  # no per-fold refit: the estimate would leak
+        fit_locked(load_dataset(train, "egfr", positive="mutant"), family="lr", config=config)

@@ -205,6 +205,7 @@ def fit_locked(
     tuner: Callable | None = None,
     cache_dir=None,
     progress: Callable[[dict], None] | None = None,
+    fold_features: Callable | None = None,
 ) -> tuple[LockedModel, CVResult]:
     """Tune, estimate, threshold and refit on the training cases of ``data`` (see the module docstring).
 
@@ -220,6 +221,10 @@ def fit_locked(
         :data:`models.thresholds.LOCK_RULES`.
     comparators : sequence of str
         Baselines (``suvmax``, ``clinical``, ``combined``) to fit now and test against later.
+    fold_features : callable, optional
+        Features learned from data (habitats) refitted inside every CV training fold for the estimate
+        (:class:`models.fold_features.HabitatFoldFeatures`); the final model uses the table's own
+        columns, learned on the training cohort.
     """
     from models.thresholds import locked_threshold
 
@@ -244,11 +249,32 @@ def fit_locked(
         cache_dir=cache_dir,
         tuner=tuner,
         progress=progress,
+        fold_features=fold_features,
     )
     estimates = {name: _cv_estimate(cv, name) for name in [family, *comparators]}
     oof = cv.case_scores(family)
     threshold = locked_threshold(oof["y"], oof["score"], threshold_rule)
 
+    from models.leakage import habitat_columns
+
+    hab = habitat_columns(data.X.columns)
+    if hab:  # the final model may use them only if their habitat model saw no case outside this cohort
+        info = (data.provenance or {}).get("habitat_model") or {}
+        outside = sorted({str(t) for t in info.get("train_ids") or []} - {str(i) for i in data.ids})
+        if info.get("train_ids") is None or outside:
+            from models.leakage import LeakageError
+
+            raise LeakageError(
+                f"{len(hab)} habitat column(s) come from a habitat model fitted on "
+                + (
+                    f"cases outside the training cohort ({', '.join(outside[:5])}…)"
+                    if outside
+                    else "unrecorded cases"
+                )
+                + ": the locked model would carry information from them",
+                hint="fit the habitat model on the training cohort (radfeat habitats fit MANIFEST --cohort "
+                "train) and extract again, or drop the habitat columns (--no-habitat-columns)",
+            )
     X, y, groups = data.X.reset_index(drop=True), data.y, data.groups
     tuned = tune_families(X, y, groups, tuned_families, config, config.random_state, tuner)
     pipes = fit_tuned(tuned, X, y)
