@@ -187,6 +187,12 @@ def train(
     except (ValueError, RadfeatError, FileNotFoundError) as exc:
         error(exc)
         raise typer.Exit(EXIT_USAGE) from None
+    if table is None:
+        err.print(
+            "note: no --table, so no feature tokens: the 'full' model is image-only (give --table with "
+            "habitat / PET-descriptor columns for the fusion of images and features)",
+            markup=False,
+        )
     err.print(
         f"{len(data)} cases; tasks {', '.join(f'{t} {data.classes[t]}' for t in data.tasks)}; feature groups "
         f"{ {g: len(c) for g, c in data.groups.items()} }; variants {', '.join(variants)}",

@@ -228,6 +228,12 @@ def test_cli_train_writes_results_figures_and_gradcam(tmp_path):
     assert table["p_vs_full"].dropna().between(0, 1).all()
     for name in ("results.md", "oof_predictions.csv", "roc_egfr.png", "roc_subtype.png"):
         assert (out / name).stat().st_size > 0
+    import json
+
+    histories = json.loads((out / "histories.json").read_text())
+    assert set(histories) >= {"full", "one_scale"} and len(histories["full"]) == 2  # per fold
+    assert {"epoch", "loss", "val_mean_auc"} <= set(histories["full"][0][0])
+    assert "no --table" in run.stderr and "image-only" in run.stderr
     assert len(list((out / "gradcam" / "egfr").glob("*.png"))) > 0
     bad = subprocess.run([*cmd[:-3], "--ablation", "nonsense", "-q"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown ablation" in bad.stderr

@@ -100,6 +100,12 @@ def run_fusion_study(
     with atomic_path(out / "oof_predictions.csv") as tmp:
         oof.to_csv(tmp, index=False)
     paths["predictions"] = out / "oof_predictions.csv"
+    import json
+
+    histories = {name: res.histories for name, res in results.items() if res.histories}
+    if histories:  # per variant, per fold: every epoch's loss, validation AUCs and time
+        write_text(json.dumps(histories, indent=1, default=float), out / "histories.json")
+        paths["histories"] = out / "histories.json"
     for task in data.tasks:
         curves, y = {}, None
         for name, res in results.items():
