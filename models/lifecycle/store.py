@@ -16,7 +16,8 @@ Never pickle: skops files are loaded with an explicit list of trusted types
 (:data:`TRUSTED_TYPES`, radfeat's own transformers and the scikit-learn internals they contain); a file
 naming any other type is refused. The card's SHA-256 of every file and the fingerprint (hash of the
 card's content) make a modified folder fail to load, naming the file. The folder holds no patient
-identifier. Writes are atomic: the folder is built beside the target and renamed into place.
+identifier, except the training case ids inside a copied habitat model. Writes are atomic: the
+folder is built beside the target and renamed into place.
 """
 
 from __future__ import annotations
