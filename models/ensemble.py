@@ -21,11 +21,21 @@ stays a probability on the training-prevalence scale. Rules:
 
 Why the default learns so little: on radiomics tables of 60–300 cases the inner out-of-fold AUCs of
 the families differ by less than their noise, and the best candidate of each family is chosen on the
-very predictions the weights would be learned from. Measured on NSCLC-Radiogenomics (144 cases,
-23 positive; ``benchmarks/bench_quality_radmlbench.py``), every rule that learns weights from them
-(``nnls`` 0.531, ``nnloglik`` 0.539, ``hill_climb`` 0.546, bagged hill climbing 0.555, top-k means
-0.553–0.560) scored below the plain mean (0.585) and the fixed LR + XGBoost vote (0.610); learning
-only the LR/XGBoost split lost too (0.574–0.594). A combination that needs significant evidence to
+very predictions the weights would be learned from. Mean outer AUC over 10 repeats of outer 5-fold
+× inner 5-fold × 2 nested CV, all nine families, the same cached folds for every rule
+(``benchmarks/bench_quality_radmlbench.py``, 2-core x86_64):
+
+===================  ============  =====  ========  ==========  =====  ======================
+table                guarded_vote  nnls   nnloglik  hill_climb  mean   best single family
+===================  ============  =====  ========  ==========  =====  ======================
+NSCLC-Radiogenomics  0.610         0.531  0.539     0.546       0.585  xgb 0.606
+LNDb                 0.830         0.826  0.829     0.823       0.826  xgb 0.839
+Hosny2018A           0.587         0.572  0.576     0.575       0.579  xgb 0.582
+QIN-HEADNECK         0.406         0.467  0.448     0.470       0.440  nb 0.520 (no signal)
+===================  ============  =====  ========  ==========  =====  ======================
+
+The learned rules lose on every table with signal; they win only on QIN-HEADNECK, where no family
+has signal and every AUC is noise around chance. A combination that needs significant evidence to
 move keeps the vote's robustness and still drops a member that fails.
 
 All rules are pure functions of ``(oof, y)``; ties prefer the simpler family
