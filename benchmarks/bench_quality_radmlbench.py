@@ -37,26 +37,21 @@ def references(dataset: str) -> tuple[float, float, str]:
 
 
 def rule_aucs(result) -> dict[str, float]:
-    """Mean pooled outer AUC of ``auto`` under every stacking rule, recomputed from the folds' stored
-    inner out-of-fold and outer predictions (no refit: the rule is the only thing that changes)."""
+    """Mean pooled outer AUC of ``auto`` under every combination rule, recombined from the folds' stored
+    inner out-of-fold and outer predictions (:func:`models.cv.restack`: no refit, only the rule changes)."""
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    from models.cv import STACKABLE, _complexity
-    from models.ensemble import STACKING_RULES, combine, stacking_weights
+    from models.cv import AUTO, restack
+    from models.ensemble import STACKING_RULES
 
-    y_of = dict(zip(result.predictions["case_id"], result.predictions["y"], strict=False))
     out = {}
     for rule in STACKING_RULES:
         per_repeat: dict[int, tuple[list, list]] = {}
         for fold in result.folds:
-            oof = {
-                n: fold["inner_oof"][n] for n in sorted(fold["inner_oof"], key=_complexity) if n in STACKABLE
-            }
-            weights = stacking_weights(oof, [y_of[c] for c in fold["train_ids"]], rule)
             ys, ss = per_repeat.setdefault(fold["repeat"], ([], []))
             ys += fold["y"]
-            ss += combine(fold["predictions"], weights).tolist()
+            ss += restack(fold, rule)["predictions"][AUTO]
         out[rule] = float(np.mean([roc_auc_score(ys, ss) for ys, ss in per_repeat.values()]))
     return out
 

@@ -76,11 +76,17 @@ class CVConfig:
     @classmethod
     def parse(cls, text: str, **kwargs) -> CVConfig:
         """``"5x10"`` → 5 folds × 10 repeats."""
-        try:
-            folds, repeats = (int(v) for v in text.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"--cv must look like 5x10 (folds x repeats), got {text!r}") from None
+        folds, repeats = parse_folds(text)
         return cls(n_splits=folds, n_repeats=repeats, **kwargs)
+
+
+def parse_folds(text: str, option: str = "--cv") -> tuple[int, int]:
+    """``"5x10"`` → ``(5, 10)`` (folds, repeats); anything else is refused naming ``option``."""
+    try:
+        folds, repeats = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"{option} must look like 5x10 (folds x repeats), got {text!r}") from None
+    return folds, repeats
 
 
 def _splitter(n_splits: int, seed: int, grouped: bool):
@@ -235,40 +241,34 @@ def tune_families(
     training cohort (:func:`models.lifecycle.fit_locked`): only the rows passed in are ever used.
     """
     families = list(families)
-    inner: list[dict] = []
+    record: list[dict] = []
     best: dict[str, tuple[float, dict]] = {}
     oof: dict[str, np.ndarray] = {}
+
+    def inner(name: str, params: dict) -> tuple[float, np.ndarray]:
+        return inner_cv_auc(
+            name,
+            params,
+            Xtr,
+            ytr,
+            gtr,
+            config.inner_splits,
+            seed,
+            n_repeats=config.inner_repeats,
+            return_oof=True,
+        )
+
     if config.nested and tuner is not None:
         for name in families:
             params, score = tuner(name, Xtr, ytr, gtr, seed)
-            inner.append({"family": name, "params": params, "inner_auc": score})
+            record.append({"family": name, "params": params, "inner_auc": score})
             best[name] = (score, params)
             if name in STACKABLE:  # the stacked `auto` needs the tuned candidate's inner predictions
-                _, oof[name] = inner_cv_auc(
-                    name,
-                    params,
-                    Xtr,
-                    ytr,
-                    gtr,
-                    config.inner_splits,
-                    seed,
-                    n_repeats=config.inner_repeats,
-                    return_oof=True,
-                )
+                _, oof[name] = inner(name, params)
     elif config.nested:
         for name, params in _candidates(families, True):
-            score, scores = inner_cv_auc(
-                name,
-                params,
-                Xtr,
-                ytr,
-                gtr,
-                config.inner_splits,
-                seed,
-                n_repeats=config.inner_repeats,
-                return_oof=True,
-            )
-            inner.append({"family": name, "params": params, "inner_auc": score})
+            score, scores = inner(name, params)
+            record.append({"family": name, "params": params, "inner_auc": score})
             if name not in best or score > best[name][0]:
                 best[name] = (score, params)
                 oof[name] = scores
@@ -287,7 +287,7 @@ def tune_families(
             from models.ensemble import stacking_weights
 
             weights = stacking_weights({n: oof[n] for n in stack}, ytr, config.auto_rule)
-    return TunedFamilies(best, oof, chosen, weights, inner, seed)
+    return TunedFamilies(best, oof, chosen, weights, record, seed)
 
 
 def fit_tuned(tuned: TunedFamilies, Xtr: pd.DataFrame, ytr: np.ndarray) -> dict:

@@ -15,6 +15,8 @@ import pandas as pd
 
 __all__ = ["Dataset", "load_dataset", "load_radmlbench", "discover_features", "cohort_split", "binary_labels"]
 
+#: Case-id columns looked for, in this order, when none is named.
+ID_COLUMNS = ("case_id", "ID", "id", "patient_id")
 #: Columns that are never features in a foreign table.
 NON_FEATURE = {"id", "case_id", "target", "patient_id", "cohort", "group", "split", "fold"}
 
@@ -176,6 +178,24 @@ def parse_numeric_columns(
     return frame, dropped, notes
 
 
+def read_feature_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """``(frame, provenance)`` of a radfeat table or a foreign CSV/Parquet file; CSV cells stay text
+    where they are not numbers (a stray ``n/a`` is reported by :func:`parse_numeric_columns`, not
+    hidden), provenance is ``{}`` when the file has none."""
+    from radfeat.table import read_provenance
+
+    path = Path(path)
+    if path.suffix in (".parquet", ".pq"):
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, compression="infer", keep_default_na=False, na_values=[""])
+    try:
+        provenance = read_provenance(path)
+    except (OSError, ValueError, KeyError):
+        provenance = {}
+    return table, provenance
+
+
 def load_dataset(
     source: str | Path | pd.DataFrame,
     label: str,
@@ -211,28 +231,15 @@ def load_dataset(
         name = name or "table"
         provenance = dict(source.attrs.get("radfeat", {}))
     else:
-        from radfeat.table import read_provenance
-
-        path = Path(source)
-        name = name or path.name.split(".")[0]
-        if path.suffix in (".parquet", ".pq"):
-            table = pd.read_parquet(path)
-        else:
-            # Cells stay text where they are not numbers, so that a stray "n/a" is reported, not hidden.
-            table = pd.read_csv(path, compression="infer", keep_default_na=False, na_values=[""])
-        try:
-            provenance = read_provenance(path)
-        except (OSError, ValueError, KeyError):
-            provenance = {}
+        name = name or Path(source).name.split(".")[0]
+        table, provenance = read_feature_table(source)
     if table.index.name and table.index.name not in table.columns:
         table = table.reset_index()
     if label not in table.columns:
         raise ValueError(
             f"label column {label!r} not in the table; columns include {list(table.columns)[:8]}"
         )
-    id_column = id_column or next(
-        (c for c in ("case_id", "ID", "id", "patient_id") if c in table.columns), None
-    )
+    id_column = id_column or next((c for c in ID_COLUMNS if c in table.columns), None)
     excluded = {label, *(exclude or set()), *(c for c in (id_column, group_column, cohort_column) if c)}
     cols = features or discover_features(table, excluded)
     ids = table[id_column].astype(str).to_numpy() if id_column else np.arange(len(table)).astype(str)

@@ -72,7 +72,7 @@ def benchmark(
 
     Example: radfeat benchmark features.parquet --label egfr --families lr,rf,xgb,suvmax --cv 5x10 -o results/
     """
-    from models.cv import CVConfig, cross_validate
+    from models.cv import CVConfig, cross_validate, parse_folds
     from models.data import load_dataset
     from models.report import write_report
 
@@ -82,7 +82,7 @@ def benchmark(
     names = [n.strip() for n in families.split(",") if n.strip()]
     names = [m for n in names for m in (("svm_linear", "svm_rbf") if n == "svm" else (n,))]
     try:
-        inner_folds, inner_repeats = (int(v) for v in inner.lower().split("x"))
+        inner_folds, inner_repeats = parse_folds(inner, "--inner")
         config = CVConfig.parse(
             cv,
             nested=nested,
@@ -231,6 +231,7 @@ def tune(
     """
     import optuna
 
+    from models.cv import parse_folds
     from models.data import load_dataset
     from models.tuning import StudyMismatchError, TuneConfig
     from models.tuning import tune as run_tune
@@ -239,7 +240,7 @@ def tune(
         err.print(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)", markup=False)
         raise typer.Exit(EXIT_USAGE)
     try:
-        inner_folds, inner_repeats = (int(v) for v in inner.lower().split("x"))
+        inner_folds, inner_repeats = parse_folds(inner, "--inner")
         config = TuneConfig(
             n_trials=trials,
             timeout=timeout,

@@ -13,19 +13,10 @@ app = typer.Typer()
 
 
 def _read_table(path: Path):
-    """(frame, provenance) of a radfeat table or a foreign CSV/Parquet."""
-    import pandas as pd
+    """(frame, provenance) of a radfeat table or a foreign CSV/Parquet, ``case_id`` as a column."""
+    from models.data import read_feature_table
 
-    from radfeat.table import read_provenance
-
-    if path.suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_csv(path, compression="infer", keep_default_na=False, na_values=[""])
-    try:
-        provenance = read_provenance(path)
-    except (OSError, ValueError, KeyError):
-        provenance = {}
+    frame, provenance = read_feature_table(path)
     if frame.index.name and frame.index.name not in frame.columns:
         frame = frame.reset_index()
     return frame, provenance
@@ -81,7 +72,7 @@ def fit(
 
     Example: radfeat fit features.parquet --label egfr --cohort-column cohort --train train -o model/
     """
-    from models.cv import CVConfig
+    from models.cv import CVConfig, parse_folds
     from models.data import load_dataset
     from models.leakage import LeakageError
     from models.lifecycle import fit_locked, save_model
@@ -121,8 +112,8 @@ def fit(
             from models.leakage import drop_habitat_columns
 
             data = drop_habitat_columns(data, "habitat column (--no-habitat-columns)")
-        folds, repeats = (int(v) for v in cv.lower().split("x"))
-        inner_folds, inner_repeats = (int(v) for v in inner.lower().split("x"))
+        folds, repeats = parse_folds(cv)
+        inner_folds, inner_repeats = parse_folds(inner, "--inner")
         config = CVConfig(
             n_splits=folds,
             n_repeats=repeats,
@@ -308,7 +299,6 @@ def predict(
     if not source.is_file():
         error(f"input not found: {source} (give a feature table or a cohort manifest)")
         raise typer.Exit(EXIT_USAGE)
-    import pandas as pd
 
     try:
         with Progress(quiet) as progress:
@@ -320,17 +310,28 @@ def predict(
         error(exc)
         raise typer.Exit(EXIT_DATA) from None
     write_text(scored.to_csv(index=False), output)
+    _finish_predictions(
+        output,
+        not_scored,
+        f"{len(scored)} case(s) scored with model {model.fingerprint} "
+        f"({int(scored['predicted_positive'].sum())} "
+        f"predicted '{model.positive}' at threshold {model.threshold:.4f}) → {output}",
+    )
+
+
+def _finish_predictions(output: Path, not_scored: list[dict], summary: str) -> None:
+    """Write (or remove a stale) ``<output>.not_scored.csv``, print the summary and every case left
+    out with its reason; exit 1 when any was."""
+    import pandas as pd
+
+    from radfeat.utils.atomic import write_text
+
     listing = output.with_name(output.stem + ".not_scored.csv")
     if not_scored:
         write_text(pd.DataFrame(not_scored).to_csv(index=False), listing)
     elif listing.exists():
         listing.unlink()
-    out.print(
-        f"{len(scored)} case(s) scored with model {model.fingerprint} "
-        f"({int(scored['predicted_positive'].sum())} "
-        f"predicted '{model.positive}' at threshold {model.threshold:.4f}) → {output}",
-        markup=False,
-    )
+    out.print(summary, markup=False)
     if not_scored:
         for row in not_scored:
             typer.echo(f"not scored: {row['case_id']}: {row['reason']}", err=True)
@@ -351,7 +352,6 @@ def _predict_fusion(
     """The fusion branch of ``predict``: patches from the manifest, feature tokens from ``table`` (or
     extracted with the model's settings), the fold ensemble's mean probability per task."""
     import numpy as np
-    import pandas as pd
 
     from models.fusion.data import build_fusion_data
     from models.lifecycle import ModelFolderError, check_table
@@ -433,19 +433,12 @@ def _predict_fusion(
                 gradcam / task,
                 title=f"HiResCAM of the predicted {task} class (fold-1 model)",
             )
-    listing = output.with_name(output.stem + ".not_scored.csv")
-    if failures:
-        write_text(pd.DataFrame(failures).to_csv(index=False), listing)
-    out.print(
+    _finish_predictions(
+        output,
+        failures,
         f"{len(data)} case(s) × {len(locked.tasks)} task(s) scored with fusion model "
         f"{locked.fingerprint} → {output}",
-        markup=False,
     )
-    if failures:
-        for row in failures:
-            typer.echo(f"not scored: {row['case_id']}: {row['reason']}", err=True)
-        typer.echo(f"{len(failures)} case(s) not scored (listed in {listing})", err=True)
-        raise typer.Exit(EXIT_DATA)
 
 
 @app.command()

@@ -25,10 +25,10 @@ PREDICTION_COLUMNS = (
 def model_input(card: dict, table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """The model's feature columns from ``table`` (numbers parsed as in training; clinical covariates
     one-hot encoded with the training levels), and the case ids."""
-    from models.data import clinical_columns, parse_numeric_columns
+    from models.data import ID_COLUMNS, clinical_columns, parse_numeric_columns
 
     frame = table.reset_index() if table.index.name and table.index.name not in table.columns else table
-    id_column = next((c for c in ("case_id", "ID", "id", "patient_id") if c in frame.columns), None)
+    id_column = next((c for c in ID_COLUMNS if c in frame.columns), None)
     ids = frame[id_column].astype(str).to_numpy() if id_column else np.arange(len(frame)).astype(str)
     clinical = (card.get("table") or {}).get("clinical") or []
     radiomics = [f for f in card["features"] if not f.startswith("clin_")]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from models import stats
-from models.results import METRICS
+from models.results import result_row
 
 __all__ = ["EvaluationResult", "evaluate_predictions", "write_evaluation_report", "comparator_names"]
 
@@ -47,24 +47,11 @@ def comparator_names(frame: pd.DataFrame) -> list[str]:
 
 
 def _metrics_row(cohort: str, model: str, y: np.ndarray, score: np.ndarray, threshold: float) -> dict:
-    auc = stats.roc_auc(y, score, direction="<")
-    row: dict = {
-        "cohort": cohort,
-        "model": model,
-        "n": int(len(y)),
-        "n_positive": int(y.sum()),
-        "auc": auc.auc,
-        "auc_ci_low": auc.ci_lower,
-        "auc_ci_high": auc.ci_upper,
-        "threshold": float(threshold),
-    }
-    tm = stats.threshold_metrics(y, score, float(threshold), direction="<")
-    for metric in METRICS:
-        row[metric] = float(tm[metric])
-        row[f"{metric}_ci_low"] = float(tm.table.loc[metric, "ci_lower"])
-        row[f"{metric}_ci_high"] = float(tm.table.loc[metric, "ci_upper"])
+    metrics = result_row(y, score, score - float(threshold))  # positive iff score ≥ locked threshold
+    metrics.pop("p_vs_reference")
+    row: dict = {"cohort": cohort, "model": model, "n_positive": int(y.sum()), "threshold": float(threshold)}
+    row.update(metrics)
     in_unit = score.min() >= 0 and score.max() <= 1
-    row["brier"] = stats.brier_score(y, score) if in_unit else np.nan
     if in_unit:
         try:
             cal = stats.calibration_intercept_slope(y, score)

@@ -10,14 +10,12 @@ no extra training run is needed; averaging k models lowers the variance that dom
 
 Thresholds per task come from the out-of-fold training scores (:func:`models.thresholds.locked_threshold`).
 Arrays are stored as ``.npz`` (no pickle), the network, patch and feature-preparation settings as JSON
-in the model card; files are checksummed as for classical models (:mod:`models.lifecycle.store`).
+in the model card; the folder is written and checksummed as a classical model's
+(:func:`models.lifecycle.store.write_model_folder`).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -26,15 +24,7 @@ import pandas as pd
 
 from models.fusion.data import FeaturePrep, FusionData, PatchSpec
 from models.fusion.net import FusionConfig
-from models.lifecycle.store import (
-    CARD,
-    CARD_VERSION,
-    ModelFolderError,
-    _versions,
-    card_fingerprint,
-    read_card,
-)
-from radfeat.utils.hashing import file_digest
+from models.lifecycle.store import ModelFolderError, _versions, read_card, write_model_folder
 
 __all__ = ["LockedFusion", "fit_locked_fusion", "save_fusion_model", "load_fusion_model", "predict_fusion"]
 
@@ -136,12 +126,8 @@ def save_fusion_model(locked: LockedFusion, folder: str | Path, table_provenance
     from flax import nnx
 
     from models.fusion.checkpoints import _flatten
-    from radfeat.runner import utc_now
 
-    target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    def build(tmp: Path) -> dict:
         (tmp / "members").mkdir()
         members = []
         for i, m in enumerate(locked.members):
@@ -158,14 +144,8 @@ def save_fusion_model(locked: LockedFusion, folder: str | Path, table_provenance
                     "weight": 1.0 / len(locked.members),
                 }
             )
-        prov = table_provenance or {}
-        habitat = prov.get("habitat_model") or {}
-        if habitat.get("path") and Path(habitat["path"]).is_dir():
-            shutil.copytree(habitat["path"], tmp / "habitat_model")
-        card = {
-            "radfeat_model_card_version": CARD_VERSION,
+        return {
             "kind": "fusion",
-            "created": utc_now(),
             "family": "fusion fold ensemble",
             "tasks": list(locked.tasks),
             "classes": locked.classes,
@@ -177,32 +157,12 @@ def save_fusion_model(locked: LockedFusion, folder: str | Path, table_provenance
             "patch_spec": asdict(locked.spec),
             "features": locked.feature_columns,
             "members": members,
-            **{k: v for k, v in locked.card.items() if k not in ("fingerprint", "files")},
-            "table": {
-                "settings_hash": prov.get("settings_hash"),
-                "settings": prov.get("settings"),
-                "habitat_model": prov.get("habitat_model"),
-            },
+            **{k: v for k, v in locked.card.items() if k not in ("fingerprint", "files", "table")},
             "versions": {**_versions(), **_jax_versions()},
         }
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        card["files"] = {f: file_digest(tmp / f) for f in files}
-        card["fingerprint"] = card_fingerprint(card)
-        (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
-        (tmp / "model_card.md").write_text(_markdown(card))
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    locked.card = card
-    return target
+
+    locked.card = write_model_folder(folder, build, _markdown, table_provenance)
+    return Path(folder)
 
 
 def _jax_versions() -> dict[str, str]:

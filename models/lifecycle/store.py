@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from models.lifecycle.locked import Comparator, LockedModel, Member
@@ -36,6 +37,7 @@ __all__ = [
     "TRUSTED_TYPES",
     "CARD_VERSION",
     "save_model",
+    "write_model_folder",
     "load_model",
     "check_table",
 ]
@@ -210,11 +212,19 @@ def _markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | None = None) -> Path:
-    """Write ``model`` into ``folder`` (replaced atomically); fill ``model.card``; return the folder.
+def write_model_folder(
+    folder: str | Path,
+    build: Callable[[Path], dict],
+    markdown: Callable[[dict], str],
+    table_provenance: dict | None = None,
+) -> dict:
+    """Write a model folder atomically and return its card.
 
-    ``table_provenance``: the training table's radfeat provenance (settings and their hash, habitat
-    model); the card records them so that :func:`check_table` can refuse another table.
+    ``build(tmp)`` writes the model's files into a temporary folder beside ``folder`` and returns the
+    card's model-specific part. The training table's habitat model is copied in (``predict`` applies
+    it to a new cohort's manifest), the card gets the format version, creation time, the table's
+    settings (with hash) and habitat model, the SHA-256 of every file and its fingerprint; then the
+    temporary folder replaces ``folder`` by rename (a failure leaves the old folder as it was).
     """
     from radfeat.runner import utc_now
 
@@ -222,6 +232,48 @@ def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        card = build(tmp)
+        prov = table_provenance or {}
+        habitat = prov.get("habitat_model") or {}
+        if habitat.get("path") and Path(habitat["path"]).is_dir():
+            shutil.copytree(habitat["path"], tmp / "habitat_model")
+        card = {
+            "radfeat_model_card_version": CARD_VERSION,
+            "created": utc_now(),
+            **card,
+            "table": {
+                "settings_hash": prov.get("settings_hash"),
+                "settings": prov.get("settings"),
+                "habitat_model": prov.get("habitat_model"),
+                **(card.get("table") or {}),
+            },
+        }
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        card["files"] = {f: file_digest(tmp / f) for f in files}
+        card["fingerprint"] = card_fingerprint(card)
+        (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
+        (tmp / "model_card.md").write_text(markdown(card))
+        if target.exists():
+            old = target.with_name(f".{target.name}.old.{os.getpid()}")
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return card
+
+
+def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | None = None) -> Path:
+    """Write ``model`` into ``folder`` (replaced atomically); fill ``model.card``; return the folder.
+
+    ``table_provenance``: the training table's radfeat provenance (settings and their hash, habitat
+    model); the card records them so that :func:`check_table` can refuse another table.
+    """
+
+    def build(tmp: Path) -> dict:
         (tmp / "members").mkdir()
         members = []
         for i, m in enumerate(model.members):
@@ -253,15 +305,8 @@ def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | 
                     "files": [f"comparators/{f}" for f in files],
                 }
             )
-        prov = table_provenance or {}
-        habitat = prov.get("habitat_model") or {}
-        if habitat.get("path") and Path(habitat["path"]).is_dir():
-            # the habitat model travels with the model: predict applies it to a new cohort's manifest
-            shutil.copytree(habitat["path"], tmp / "habitat_model")
-        card = {
-            "radfeat_model_card_version": CARD_VERSION,
+        return {
             "kind": "classical",
-            "created": utc_now(),
             "label": model.label,
             "positive": model.positive,
             "family": model.family,
@@ -272,32 +317,13 @@ def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | 
             "threshold": model.threshold,
             "threshold_rule": model.threshold_rule,
             "comparators": comparators,
-            **{k: v for k, v in model.card.items() if k not in ("fingerprint", "files")},
-            "table": {
-                "settings_hash": prov.get("settings_hash"),
-                "settings": prov.get("settings"),
-                "habitat_model": prov.get("habitat_model"),
-                "clinical": model.card.get("table", {}).get("clinical"),
-            },
+            **{k: v for k, v in model.card.items() if k not in ("fingerprint", "files", "table")},
+            "table": {"clinical": model.card.get("table", {}).get("clinical")},
             "versions": _versions(),
         }
-        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        card["files"] = {f: file_digest(tmp / f) for f in files}
-        card["fingerprint"] = card_fingerprint(card)
-        (tmp / CARD).write_text(json.dumps(card, indent=2, default=str))
-        (tmp / "model_card.md").write_text(_markdown(card))
-        if target.exists():
-            old = target.with_name(f".{target.name}.old.{os.getpid()}")
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    model.card = card
-    return target
+
+    model.card = write_model_folder(folder, build, _markdown, table_provenance)
+    return Path(folder)
 
 
 def read_card(folder: str | Path) -> dict:
