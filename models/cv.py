@@ -95,12 +95,31 @@ def _splitter(n_splits: int, seed: int, grouped: bool):
     return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
 
 
+def split_strata(X: pd.DataFrame, y: np.ndarray, n_splits: int) -> np.ndarray:
+    """What the folds stratify on: the label, and label × batch when ``X`` carries a batch column
+    (``--harmonise``), so every training fold holds every batch in proportion and ComBat can learn
+    it. Label × batch cells with fewer than ``n_splits`` cases are pooled per label."""
+    from models.harmonise import batch_columns
+
+    y = np.asarray(y)
+    batch = batch_columns(getattr(X, "columns", []))
+    if not batch:
+        return y
+    labels = X[batch[0]].astype(str).to_numpy()
+    cells = np.char.add(np.char.add(y.astype(str), "|"), labels.astype(str))
+    values, counts = np.unique(cells, return_counts=True)
+    small = set(values[counts < n_splits])
+    return np.where(np.isin(cells, list(small)), np.char.add(y.astype(str), "|*"), cells)
+
+
 def outer_splits(data: Dataset, n_splits: int, n_repeats: int, random_state: int = 0):
-    """(repeat, fold, train_idx, test_idx) for every outer fold; repeat r uses seed random_state + r."""
+    """(repeat, fold, train_idx, test_idx) for every outer fold; repeat r uses seed random_state + r.
+    Stratified on the label (and batch when harmonising, :func:`split_strata`)."""
     out = []
+    strata = split_strata(data.X, data.y, n_splits)
     for r in range(n_repeats):
         splitter = _splitter(n_splits, random_state + r, data.groups is not None)
-        for f, (tr, te) in enumerate(splitter.split(data.X, data.y, data.groups)):
+        for f, (tr, te) in enumerate(splitter.split(data.X, strata, data.groups)):
             out.append((r, f, tr, te))
     return out
 
@@ -127,9 +146,10 @@ def inner_cv_auc(
     """
     fam = get_family(family)
     step, fold_aucs, repeat_aucs, oofs = 0, [], [], []
+    strata = split_strata(X, y, n_splits)
     for r in range(n_repeats):
         oof = np.full(len(y), np.nan)
-        for tr, te in _splitter(n_splits, seed + 7919 * r, groups is not None).split(X, y, groups):
+        for tr, te in _splitter(n_splits, seed + 7919 * r, groups is not None).split(X, strata, groups):
             pipe = fam.build(params, seed, list(X.columns))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -209,13 +209,18 @@ def load_dataset(
     name: str | None = None,
     drop_missing: bool = False,
     clinical: list[str] | None = None,
+    harmonise: str | None = None,
+    protect: list[str] | None = None,
 ) -> Dataset:
     """Load a feature table (Parquet/CSV/gzip CSV or a DataFrame) as a :class:`Dataset`.
 
     ``drop_missing`` drops the cases without a label (the count is in ``notes``) instead of refusing.
     ``clinical`` names clinical covariate columns (e.g. ``age``, ``sex``, ``smoking``): numeric ones
     become ``clin_<name>``, text ones one-hot ``clin_<name>_<level>`` (first level dropped); only the
-    ``clinical`` and ``combined`` baselines use them.
+    ``clinical`` and ``combined`` baselines use them. ``harmonise`` names a batch column (scanner,
+    centre): its labels become the column ``batch__<name>`` that the pipelines' ComBat step
+    (:mod:`models.harmonise`) learns from inside every training fold; ``protect`` names covariates whose
+    effect ComBat keeps (``cov__<name>``; never the label: a new case's label is unknown).
 
     Parameters
     ----------
@@ -240,7 +245,12 @@ def load_dataset(
             f"label column {label!r} not in the table; columns include {list(table.columns)[:8]}"
         )
     id_column = id_column or next((c for c in ID_COLUMNS if c in table.columns), None)
-    excluded = {label, *(exclude or set()), *(c for c in (id_column, group_column, cohort_column) if c)}
+    excluded = {
+        label,
+        *(exclude or set()),
+        *(c for c in (id_column, group_column, cohort_column, harmonise) if c),
+        *(protect or []),
+    }
     cols = features or discover_features(table, excluded)
     ids = table[id_column].astype(str).to_numpy() if id_column else np.arange(len(table)).astype(str)
     from radfeat.table import feature_columns
@@ -249,6 +259,10 @@ def load_dataset(
     X, dropped, notes = parse_numeric_columns(table, cols, required=required, ids=ids)
     if clinical:
         X = pd.concat([X, clinical_columns(table, clinical)], axis=1)
+    if harmonise:
+        X = pd.concat([X, harmoniser_input(table, harmonise, protect or [], label, ids)], axis=1)
+    elif protect:
+        raise ValueError("protect= names covariates of the harmonisation: give harmonise= (--harmonise) too")
     if X.shape[1] == 0:
         raise ValueError(
             "no numeric feature columns found; pass features=[...]"
@@ -307,6 +321,48 @@ def clinical_columns(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
             column = (text == level).astype(float).where(text.notna())
             parts.append(column.rename(f"clin_{name}_{level}").reset_index(drop=True))
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=range(len(table)))
+
+
+def harmoniser_input(
+    table: pd.DataFrame,
+    batch: str,
+    protect: list[str],
+    label: str | None = None,
+    ids=None,
+    allow_missing: bool = False,
+) -> pd.DataFrame:
+    """The columns the ComBat step reads: ``batch__<batch>`` (labels as text) and ``cov__*`` protected
+    covariates (numbers kept, text one-hot as :func:`clinical_columns`). Refuses a missing batch label
+    (unless ``allow_missing``: left missing, so the case is not scored) or protecting the label, naming
+    the cases / the reason."""
+    from models.harmonise import PROTECT_PREFIX, batch_column
+
+    if batch not in table.columns:
+        raise ValueError(
+            f"--harmonise column {batch!r} is not in the table; columns include {list(table.columns)[:12]}"
+        )
+    if label is not None and label in protect:
+        raise ValueError(
+            f"the label {label!r} cannot be a protected covariate of the harmonisation: harmonising a "
+            "new case would need its label, which is what the model predicts"
+        )
+    text = table[batch].astype("string").str.strip()
+    missing = (text.isna() | text.str.lower().isin(MISSING_TOKENS).fillna(True)).to_numpy()
+    if missing.any() and not allow_missing:
+        ids = np.asarray(ids if ids is not None else table.index.astype(str))
+        raise ValueError(
+            f"{int(missing.sum())} case(s) have no {batch!r} (the --harmonise batch): "
+            + ", ".join(map(str, ids[missing][:8]))
+            + ". Hint: fill the scanner / centre of every case"
+        )
+    labels = text.to_numpy(dtype=object)
+    labels[missing] = np.nan
+    out = pd.DataFrame({batch_column(batch): labels})
+    if protect:
+        cov = clinical_columns(table, protect)
+        cov.columns = [PROTECT_PREFIX + c.removeprefix("clin_") for c in cov.columns]
+        out = pd.concat([out, cov.reset_index(drop=True)], axis=1)
+    return out
 
 
 def load_radmlbench(path: str | Path) -> Dataset:

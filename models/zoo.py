@@ -4,6 +4,9 @@ No family re-weights classes: every model outputs probabilities on the scale of 
 prevalence, so out-of-fold predictions from different folds (and, in nested CV, different chosen
 families) can be pooled into one AUC, and Brier score and calibration stay meaningful.
 
+With a batch column (``batch__<column>``, a table loaded with ``batch=``), the first step is ComBat
+harmonisation (:class:`models.harmonise.ComBatHarmoniser`), refitted in every training fold.
+
 Every pipeline is ``missingness filter → median imputation → zero-variance filter → standardisation →
 correlation filter (|r| > 0.9) → feature selection → model``; all steps are fitted inside the training
 fold. Baselines (SUVmax alone, clinical, combined) select their columns by name first.
@@ -73,9 +76,15 @@ def build_pipeline(
     correlation: float | None = 0.9,
     columns: list[str] | None = None,
     random_state: int = 0,
+    harmonise: tuple[str, list[str]] | None = None,
 ) -> Pipeline:
-    """The standard in-fold pipeline around ``model`` (see the module docstring)."""
+    """The standard in-fold pipeline around ``model`` (see the module docstring); ``harmonise`` is
+    ``(batch column, protected covariate columns)``."""
     steps: list[tuple[str, Any]] = []
+    if harmonise is not None:
+        from models.harmonise import ComBatHarmoniser
+
+        steps.append(("harmonise", ComBatHarmoniser(harmonise[0], protect=tuple(harmonise[1]))))
     if columns:
         steps.append(("columns", KeepColumns(columns)))
     steps += [
@@ -164,8 +173,16 @@ class Family:
     def build(
         self, params: dict | None, random_state: int = 0, feature_names: list[str] | None = None
     ) -> Pipeline:
+        from models.harmonise import PROTECT_PREFIX, batch_columns, harmoniser_columns
+
         p = {**self.default, **(params or {})}
-        names = list(feature_names or [])
+        all_names = list(feature_names or [])
+        batch = batch_columns(all_names)
+        if len(batch) > 1:
+            raise ValueError(f"one batch column at most (--harmonise), got {batch}")
+        harmonise = (batch[0], [n for n in all_names if n.startswith(PROTECT_PREFIX)]) if batch else None
+        skip = set(harmoniser_columns(all_names))
+        names = [n for n in all_names if n not in skip]
         columns = self.columns(names) if self.columns else None
         if self.columns is not None and not columns:
             hint = (
@@ -185,6 +202,7 @@ class Family:
             correlation=p.get("correlation", 0.9),
             columns=columns,
             random_state=random_state,
+            harmonise=harmonise,
         )
 
 

@@ -56,6 +56,15 @@ def benchmark(
     no_habitat_columns: bool = typer.Option(
         False, "--no-habitat-columns", help="Drop the table's habitat columns (hab_*, ct_hab*, pet_hab*)."
     ),
+    harmonise: str | None = typer.Option(
+        None,
+        "--harmonise",
+        help="Batch column (scanner / centre): ComBat harmonisation learned inside every training fold; "
+        "writes a batch-effect report (batch_effect/).",
+    ),
+    protect: str | None = typer.Option(
+        None, "--protect", help="Covariates whose effect ComBat keeps, e.g. age,sex (never the label)."
+    ),
     settings: Path | None = typer.Option(
         None,
         "--settings",
@@ -92,8 +101,15 @@ def benchmark(
             random_state=seed,
         )
         clinical_names = [c.strip() for c in (clinical or "").split(",") if c.strip()]
+        protect_names = [c.strip() for c in (protect or "").split(",") if c.strip()]
         data = load_dataset(
-            table, label, positive=positive, drop_missing=drop_missing, clinical=clinical_names or None
+            table,
+            label,
+            positive=positive,
+            drop_missing=drop_missing,
+            clinical=clinical_names or None,
+            harmonise=harmonise,
+            protect=protect_names or None,
         )
         if no_habitat_columns:
             from models.leakage import drop_habitat_columns
@@ -130,6 +146,10 @@ def benchmark(
         f"{data.X.shape[1]} features; families {', '.join(names)}",
         markup=False,
     )
+    if harmonise:
+        from radfeat_cli.multicentre import warn_confounding
+
+        warn_confounding(data)
     for column, reason in data.dropped.items():
         err.print(f"  dropped column {column}: {reason}", markup=False)
     for note in data.notes:
@@ -173,6 +193,10 @@ def benchmark(
             error(exc)
             raise typer.Exit(EXIT_USAGE) from None
     paths = write_report(result, output, reference=reference, dropped=data.dropped, notes=data.notes)
+    if harmonise:
+        from radfeat_cli.multicentre import write_batch_effect
+
+        write_batch_effect(data, output / "batch_effect")
     summary = result.summary()
     for family, row in summary.iterrows():
         out.print(f"{family:12s} AUC {row.mean_auc:.3f} ± {row.sd_auc:.3f}", markup=False)

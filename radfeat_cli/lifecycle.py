@@ -22,6 +22,10 @@ def _read_table(path: Path):
     return frame, provenance
 
 
+def _names(text: str | None) -> list[str]:
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
 @app.command()
 def fit(
     table: Path = typer.Argument(..., help="Feature table (radfeat Parquet/CSV, or a foreign CSV)."),
@@ -53,6 +57,14 @@ def fit(
     ),
     tuner: str = typer.Option("grid", "--tuner", help="grid or optuna."),
     trials: int = typer.Option(30, "--trials", min=1, help="Optuna trials per family and fold."),
+    harmonise: str | None = typer.Option(
+        None,
+        "--harmonise",
+        help="Batch column (scanner / centre): ComBat harmonisation learned inside every training fold.",
+    ),
+    protect: str | None = typer.Option(
+        None, "--protect", help="Covariates whose effect ComBat keeps, e.g. age,sex (never the label)."
+    ),
     no_habitat_columns: bool = typer.Option(
         False, "--no-habitat-columns", help="Drop the table's habitat columns."
     ),
@@ -107,6 +119,8 @@ def fit(
             drop_missing=drop_missing,
             clinical=clinical_names or None,
             name=table.name.split(".")[0],
+            harmonise=harmonise,
+            protect=_names(protect) or None,
         )
         if no_habitat_columns:
             from models.leakage import drop_habitat_columns
@@ -155,6 +169,10 @@ def fit(
         + (f"; comparators {', '.join(comps)}" if comps else ""),
         markup=False,
     )
+    if harmonise:
+        from radfeat_cli.multicentre import warn_confounding
+
+        warn_confounding(data)
     for note in data.notes:
         err.print(f"  note: {note}", markup=False)
     hook = None
@@ -188,6 +206,8 @@ def fit(
             error(exc)
             raise typer.Exit(EXIT_USAGE) from None
     model.card.setdefault("table", {})["clinical"] = clinical_names or None
+    if harmonise:
+        model.card["table"]["harmonise"] = {"batch": harmonise, "protect": _names(protect)}
     model.card["training"]["table"] = table.name
     model.card["training"]["cohort_column"] = (
         cohort_column if held_out or cohort_column in data_columns else None
@@ -212,7 +232,16 @@ def _looks_like_manifest(frame, card: dict) -> bool:
     return not has_features and all(c in frame.columns for c in REQUIRED_COLUMNS)
 
 
-def score_source(model, model_dir: Path, source: Path, output: Path, *, jobs: int = 1, progress=None):
+def score_source(
+    model,
+    model_dir: Path,
+    source: Path,
+    output: Path,
+    *,
+    jobs: int = 1,
+    progress=None,
+    batch_column: str | None = None,
+):
     """``(scored, not_scored)`` for a feature table, or for a cohort manifest extracted first with the
     model's locked settings (and its own habitat model) into ``<output stem>.features.parquet``.
 
@@ -254,7 +283,9 @@ def score_source(model, model_dir: Path, source: Path, output: Path, *, jobs: in
             for f in result.summary.failures
         ]
         frame, provenance = _read_table(features_path)
-    scored, not_scored = predict_frame(model, frame, provenance, source=str(source))
+    scored, not_scored = predict_frame(
+        model, frame, provenance, source=str(source), batch_column=batch_column
+    )
     return scored, failures + not_scored
 
 
@@ -271,6 +302,11 @@ def predict(
     ),
     gradcam: Path | None = typer.Option(
         None, "--gradcam", help="Fusion models: write Grad-CAM overlays per case and task into this folder."
+    ),
+    harmonise: str | None = typer.Option(
+        None,
+        "--harmonise",
+        help="Harmonised models: the batch column of this table (default: the one named at fit time).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -302,8 +338,10 @@ def predict(
 
     try:
         with Progress(quiet) as progress:
-            scored, not_scored = score_source(model, model_dir, source, output, jobs=jobs, progress=progress)
-    except ModelFolderError as exc:
+            scored, not_scored = score_source(
+                model, model_dir, source, output, jobs=jobs, progress=progress, batch_column=harmonise
+            )
+    except (ModelFolderError, ValueError) as exc:
         error(exc)
         raise typer.Exit(EXIT_USAGE) from None
     except (RadfeatError, FileNotFoundError) as exc:

@@ -8,6 +8,7 @@ package imports it. Command groups:
 * :mod:`radfeat_cli.habitats` — ``habitats fit``, ``habitats apply``;
 * :mod:`radfeat_cli.benchmark` — ``benchmark``, ``tune``;
 * :mod:`radfeat_cli.lifecycle` — ``fit``, ``predict``, ``evaluate`` (locked models, external cohorts);
+* :mod:`radfeat_cli.multicentre` — ``batch-effect`` (multi-centre studies);
 * :mod:`radfeat_cli.train` — ``train`` (the fusion network);
 * :mod:`radfeat_cli.demo` — ``demo``.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import typer
 
 from radfeat import __version__
-from radfeat_cli import benchmark, demo, dicom_import, habitats, lifecycle, tables, train
+from radfeat_cli import benchmark, demo, dicom_import, habitats, lifecycle, multicentre, tables, train
 from radfeat_cli.common import DEBUG, out
 
 __all__ = ["app", "main"]
@@ -52,7 +53,7 @@ def _main(
     DEBUG["on"] = debug
 
 
-for module in (dicom_import, tables, benchmark, lifecycle, train, demo):
+for module in (dicom_import, tables, benchmark, lifecycle, multicentre, train, demo):
     app.registered_commands += module.app.registered_commands
 app.add_typer(habitats.app, name="habitats")
 

@@ -22,16 +22,24 @@ PREDICTION_COLUMNS = (
 )
 
 
-def model_input(card: dict, table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def model_input(
+    card: dict, table: pd.DataFrame, batch_column: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The model's feature columns from ``table`` (numbers parsed as in training; clinical covariates
-    one-hot encoded with the training levels), and the case ids."""
-    from models.data import ID_COLUMNS, clinical_columns, parse_numeric_columns
+    one-hot encoded with the training levels; the harmonisation batch read from the card's batch
+    column, or ``batch_column`` when the new table names it differently), and the case ids."""
+    from models.data import ID_COLUMNS, clinical_columns, harmoniser_input, parse_numeric_columns
+    from models.harmonise import batch_column as batch_name
+    from models.harmonise import harmoniser_columns
 
     frame = table.reset_index() if table.index.name and table.index.name not in table.columns else table
     id_column = next((c for c in ID_COLUMNS if c in frame.columns), None)
     ids = frame[id_column].astype(str).to_numpy() if id_column else np.arange(len(frame)).astype(str)
     clinical = (card.get("table") or {}).get("clinical") or []
-    radiomics = [f for f in card["features"] if not f.startswith("clin_")]
+    harmonise = (card.get("table") or {}).get("harmonise")
+    radiomics = [
+        f for f in card["features"] if not f.startswith("clin_") and f not in harmoniser_columns([f])
+    ]
     X, _, _ = parse_numeric_columns(
         frame, [c for c in radiomics if c in frame.columns], required=set(radiomics), ids=ids
     )
@@ -44,6 +52,13 @@ def model_input(card: dict, table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarr
                 known = frame[base].notna().to_numpy() if base else np.zeros(len(frame), bool)
                 clin[name] = np.where(known, 0.0, np.nan)
         X = pd.concat([X.reset_index(drop=True), clin.reset_index(drop=True)], axis=1)
+    if harmonise:
+        source = batch_column or harmonise["batch"]
+        extra = harmoniser_input(frame, source, harmonise.get("protect") or [], ids=ids, allow_missing=True)
+        extra = extra.rename(columns={batch_name(source): batch_name(harmonise["batch"])})
+        for name in (f for f in harmoniser_columns(card["features"]) if f not in extra):
+            extra[name] = 0.0  # a one-hot level of a protected covariate absent from this cohort
+        X = pd.concat([X.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
     return X, ids
 
 
@@ -54,6 +69,7 @@ def predict_frame(
     *,
     check_settings: bool = True,
     source: str = "the table",
+    batch_column: str | None = None,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Predictions for every case of ``table`` that can be scored, and ``{case_id, reason}`` for the
     others. Refuses (:class:`models.lifecycle.ModelFolderError`) a table extracted with other settings,
@@ -62,7 +78,7 @@ def predict_frame(
     Carried through: the label column (when present, for ``radfeat evaluate``) and ``cohort``.
     """
     card = model.card
-    X, ids = model_input(card, table)
+    X, ids = model_input(card, table, batch_column)
     check_table(card if check_settings else {**card, "table": {}}, provenance or {}, X.columns, source=source)
     scored, not_scored = model.predict_table(X, ids)
     negative = f"not {model.positive}"

@@ -106,11 +106,19 @@ class LockedModel:
         return str(self.card.get("fingerprint", ""))
 
     def required_features(self) -> list[str]:
-        """Columns some member actually uses (a case missing one of them cannot be scored)."""
-        used: set[str] = set()
+        """Columns some member actually uses (a case missing one of them cannot be scored), and the
+        harmoniser's batch label and protected covariates."""
+        from models.harmonise import harmoniser_columns
+
+        used: set[str] = set(harmoniser_columns(self.features))
         for m in self.members:
             used |= set(used_features(m.pipeline, self.features))
         return [f for f in self.features if f in used]
+
+    def harmoniser(self):
+        """The fitted ComBat step of the first member (every member learned the same), or None."""
+        steps = getattr(self.members[0].pipeline, "named_steps", {}) if self.members else {}
+        return steps.get("harmonise")
 
     def scores(self, X: pd.DataFrame) -> np.ndarray:
         """Probability of the positive class, shape (n_cases,): the weighted mean of the members."""
@@ -135,6 +143,12 @@ class LockedModel:
         imputable = [f for f in needed if f in set(self.imputable)]
         gaps = frame[[f for f in needed if f not in set(imputable)]].isna()
         ok = ~gaps.any(axis=1).to_numpy()
+        harmoniser = self.harmoniser()
+        harmonisation = None
+        if harmoniser is not None:
+            ok, harmonisation, too_few = _harmonisable(harmoniser, frame, ok)
+        else:
+            too_few = {}
         not_scored = [
             {
                 "case_id": str(cid),
@@ -143,8 +157,8 @@ class LockedModel:
                 + (" …" if gaps.iloc[i].sum() > 5 else ""),
             }
             for i, cid in enumerate(ids)
-            if not ok[i]
-        ]
+            if not ok[i] and i not in too_few
+        ] + [{"case_id": str(ids[i]), "reason": reason} for i, reason in too_few.items()]
         out = pd.DataFrame({"case_id": ids[ok]})
         if ok.any():
             scores = self.scores(frame.loc[ok])
@@ -154,6 +168,8 @@ class LockedModel:
             out["score"] = pd.Series(dtype=float)
             out["predicted_positive"] = pd.Series(dtype=bool)
         out["threshold"] = self.threshold
+        if harmonisation is not None:
+            out["harmonisation"] = harmonisation[ok]
         filled = frame.loc[ok, imputable].isna()
         out["imputed"] = [";".join(filled.columns[row]) for row in filled.to_numpy()] if imputable else ""
         for name, comp in self.comparators.items():
@@ -165,6 +181,33 @@ class LockedModel:
             out[f"score_{name}"] = values
             out[f"predicted_positive_{name}"] = np.where(np.isnan(values), np.nan, values >= comp.threshold)
         return out, not_scored
+
+
+def _harmonisable(harmoniser, frame: pd.DataFrame, ok: np.ndarray):
+    """``(ok, how, too_few)``: cases of a batch unseen in training are scorable only with at least
+    ``min_new_batch`` scorable cases of that batch (its batch effect is estimated from them); ``how``
+    says per case how it was harmonised, ``too_few`` maps refused row numbers to the reason."""
+    batches = frame[harmoniser.batch_column].astype(str).to_numpy()
+    seen = np.isin(batches, harmoniser.batches_)
+    how = np.array(
+        [f"ComBat, learned batch {b}" if k else "" for b, k in zip(batches, seen, strict=True)], dtype=object
+    )
+    too_few: dict[int, str] = {}
+    ok = ok.copy()
+    for batch in sorted(set(batches[~seen])):
+        rows = (batches == batch) & ok
+        n = int(rows.sum())
+        if n >= harmoniser.min_new_batch:
+            how[batches == batch] = f"ComBat, new batch {batch} estimated from {n} cases"
+            continue
+        for i in np.flatnonzero(rows):
+            too_few[int(i)] = (
+                f"batch {batch!r} was not in the training data and has {n} case(s) here; its batch "
+                f"effect needs at least {harmoniser.min_new_batch} cases of that scanner / centre "
+                f"scored together (training batches: {', '.join(harmoniser.batches_)})"
+            )
+        ok[rows] = False
+    return ok, how, too_few
 
 
 def _missing_message(missing: list[str]) -> str:
@@ -335,4 +378,18 @@ def fit_locked(
             "auto_select_family": tuned.chosen,
         },
     }
+    harmoniser = model.harmoniser()
+    if harmoniser is not None:
+        from models.harmonise import source_column
+
+        model.card["harmonisation"] = {
+            "method": "ComBat (neuroHarmonize"
+            + (", empirical Bayes)" if getattr(harmoniser, "eb_", False) else ", no empirical Bayes)"),
+            "batch_column": source_column(harmoniser.batch_column),
+            "protected": [p.removeprefix("cov__") for p in harmoniser.protect],
+            "training_batches": dict(harmoniser.batch_counts_),
+            "min_new_batch": int(harmoniser.min_new_batch),
+            "harmonised_features": len(harmoniser.harmonised_),
+            "fitted_in": "every CV training fold (estimate) and all training cases (final model)",
+        }
     return model, cv

@@ -45,6 +45,7 @@ __all__ = [
 CARD_VERSION = 1
 #: Types skops does not trust by default that a radfeat pipeline may contain. Anything else is refused.
 TRUSTED_TYPES = (
+    "models.harmonise.ComBatHarmoniser",
     "models.selection.CorrelationFilter",
     "models.selection.KeepColumns",
     "models.selection.L1Selector",
@@ -199,6 +200,15 @@ def _markdown(card: dict) -> str:
         f"- feature table settings hash: `{card['table'].get('settings_hash')}`; habitat model: "
         f"`{(card['table'].get('habitat_model') or {}).get('fingerprint')}`",
     ]
+    harm = card.get("harmonisation")
+    if harm:
+        lines.append(
+            f"- harmonisation: {harm['method']} across `{harm['batch_column']}` batches "
+            + ", ".join(f"{b} ({n})" for b, n in harm["training_batches"].items())
+            + (f", protecting {', '.join(harm['protected'])}" if harm.get("protected") else "")
+            + "; learned on the training cases, a new batch is estimated from its own cases (at least "
+            f"{harm['min_new_batch']})"
+        )
     if card["comparators"]:
         lines += ["", "## Comparators declared at fit time", ""]
         for c in card["comparators"]:
@@ -318,7 +328,10 @@ def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | 
             "threshold_rule": model.threshold_rule,
             "comparators": comparators,
             **{k: v for k, v in model.card.items() if k not in ("fingerprint", "files", "table")},
-            "table": {"clinical": model.card.get("table", {}).get("clinical")},
+            "table": {
+                "clinical": model.card.get("table", {}).get("clinical"),
+                "harmonise": model.card.get("table", {}).get("harmonise"),
+            },
             "versions": _versions(),
         }
 
