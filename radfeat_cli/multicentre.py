@@ -1,4 +1,5 @@
-"""Multi-centre study commands: ``batch-effect`` (scanner / centre effect before and after ComBat)."""
+"""Multi-centre study commands: ``describe`` (Table 1 and feature comparisons by class or cohort) and
+``batch-effect`` (scanner / centre effect before and after ComBat)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,65 @@ def batch_effect(
         error(exc)
         raise typer.Exit(EXIT_USAGE) from None
     err.print("note: 'after' harmonises the whole table, for description only", markup=False)
+
+
+@app.command()
+def describe(
+    table: Path = typer.Argument(..., help="Feature table (radfeat Parquet/CSV) with its clinical columns."),
+    by: list[str] = typer.Option(..., "--by", help="Column to compare by (repeat): egfr, subtype, cohort."),
+    clinical: str | None = typer.Option(
+        None, "--clinical", help="Table 1 variables, e.g. age,sex,smoking (default: every clinical column)."
+    ),
+    features: str = typer.Option(
+        "metabolic,heterogeneity,habitat",
+        "--features",
+        help="Feature groups compared: metabolic, heterogeneity, habitat, ct_radiomics, pet_radiomics, or a "
+        "regular expression of column names.",
+    ),
+    parametric: bool = typer.Option(
+        False, "--parametric", help="Mean ± SD with Welch t / ANOVA instead of median [IQR] with rank tests."
+    ),
+    seed: int = typer.Option(0, help="Seed of the bootstrap CIs and Monte-Carlo p-values."),
+    output: Path = typer.Option(Path("describe"), "--output", "-o", help="Report folder."),
+) -> None:
+    """Table 1 of the clinical variables and univariate comparisons of feature groups between the classes
+    of each --by column (right test per type, effect sizes with CIs, Benjamini–Hochberg FDR, violin plots);
+    --by cohort shows cohort shift. Markdown + HTML.
+
+    Example: radfeat describe features.parquet --by egfr --by subtype --by cohort -o describe/
+    """
+    from models.data import read_feature_table
+    from models.describe import describe as run_describe
+    from models.describe import write_description
+
+    if not table.is_file():
+        error(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)")
+        raise typer.Exit(EXIT_USAGE)
+    frame, _ = read_feature_table(table)
+    if frame.index.name and frame.index.name not in frame.columns:
+        frame = frame.reset_index()
+    try:
+        result = run_describe(
+            frame,
+            list(by),
+            variables=names(clinical) or None,
+            groups=names(features),
+            parametric=parametric,
+            seed=seed,
+        )
+    except (ValueError, KeyError) as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    paths = write_description(result, frame, output, title=f"Cohort description: {table.name}")
+    for column, comparison in result.features.items():
+        n_sig = int((comparison["q"] < 0.05).sum()) if len(comparison) else 0
+        top = comparison.iloc[0] if len(comparison) else None
+        out.print(
+            f"by {column}: {len(result.tables[column])} Table 1 row(s); {n_sig} of {len(comparison)} "
+            "feature(s) differ (q < 0.05)"
+            + (f", strongest {top.feature} (p {top.p:.2g})" if top is not None else ""),
+            markup=False,
+        )
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False)
+    out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)

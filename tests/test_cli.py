@@ -50,6 +50,13 @@ def test_demo_runs_end_to_end(tmp_path):
     xgb = results.set_index("family").loc["xgb"]
     assert f"AUC {xgb.auc_oof:.2f} ({xgb.auc_ci_low:.2f}–{xgb.auc_ci_high:.2f})" in result.stdout
     assert "fusion full" in result.stdout
+    # The batch-effect report: the external cohort's scanner shift, before and after ComBat.
+    summary = pd.read_csv(tmp_path / "demo" / "batch_effect" / "summary.csv").set_index("stage")
+    assert (
+        summary.loc["before", "batch separability AUC"]
+        > summary.loc["after ComBat", "batch separability AUC"]
+    )
+    assert "batch effect (cohort)" in result.stdout
     # The lifecycle: a model locked on `train`, the external cohort extracted from its scans and evaluated.
     assert (
         "locked auto: training-cohort CV" in result.stdout and "locked auto: external cohort" in result.stdout

@@ -454,3 +454,33 @@ def test_classic_reference_file_is_fully_covered(ref):
         "kendall",
     }
     assert set(pd.read_csv(ref / "classic_tests_reference.csv")["test"]) <= handled
+
+
+def test_tests_of_radfeat_describe_match_r_help_examples():
+    """R stats help examples (stats-Ex.Rout.save): t.test(extra ~ group, data = sleep): t = -1.8608,
+    df = 17.776, p = 0.07939, 95 % CI -3.3654832 0.2054832; oneway.test on the same: F = 3.4626,
+    p = 0.07939; kruskal.test (Hollander & Wolfe p. 116): chi-squared = 0.77143, p = 0.68;
+    chisq.test(M) (Agresti 2007, party by gender): X-squared = 30.07, df = 2, p = 2.954e-07;
+    chisq.test(TeaTasting) with Yates: X-squared = 0.5, p = 0.4795."""
+    from models import stats as st
+
+    g1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+    g2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+    t = st.welch_t_test(g1, g2)
+    assert t.statistic == pytest.approx(-1.8608, abs=5e-5) and t.extra["df"] == pytest.approx(
+        17.776, abs=5e-4
+    )
+    assert t.p_value == pytest.approx(0.07939, abs=5e-6)
+    assert t.extra["ci_lower"] == pytest.approx(-3.3654832, abs=5e-8)
+    assert t.extra["ci_upper"] == pytest.approx(0.2054832, abs=5e-8)
+    anova = st.welch_anova(g1, g2)
+    assert anova.statistic == pytest.approx(3.4626, abs=5e-5) and anova.p_value == pytest.approx(
+        0.07939, abs=5e-6
+    )
+    kw = st.kruskal_test([2.9, 3.0, 2.5, 2.6, 3.2], [3.8, 2.7, 4.0, 2.4], [2.8, 3.4, 3.7, 2.2, 2.0])
+    assert kw.statistic == pytest.approx(0.77143, abs=5e-6) and kw.p_value == pytest.approx(0.68, abs=5e-3)
+    chi = st.chisq_test([[762, 327, 468], [484, 239, 477]])
+    assert chi.statistic == pytest.approx(30.07, abs=5e-3) and chi.extra["df"] == 2
+    assert chi.p_value == pytest.approx(2.954e-07, rel=5e-4)
+    tea = st.chisq_test([[3, 1], [1, 3]])
+    assert tea.statistic == pytest.approx(0.5, abs=1e-12) and tea.p_value == pytest.approx(0.4795, abs=5e-5)

@@ -29,11 +29,15 @@ from models.stats._roc import (
 from models.stats._survival import CoxResult, LogRankResult, cox_ph, kaplan_meier, km_median, logrank_test
 from models.stats._tests import (
     TestResult,
+    chisq_test,
     fisher_test,
     kendall_test,
+    kruskal_test,
     mann_whitney_test,
     mcnemar_test,
     spearman_test,
+    welch_anova,
+    welch_t_test,
     wilcoxon_test,
 )
 from models.stats._threshold import ThresholdMetrics, median_threshold, threshold_metrics, youden_threshold
@@ -50,6 +54,7 @@ __all__ = [
     "anova_mean_squares",
     "bootstrap_ci",
     "brier_score",
+    "chisq_test",
     "calibration_intercept_slope",
     "cox_ph",
     "decision_curve",
@@ -62,6 +67,7 @@ __all__ = [
     "icc_by_feature",
     "kaplan_meier",
     "kendall_test",
+    "kruskal_test",
     "km_median",
     "logrank_test",
     "mann_whitney_test",
@@ -77,6 +83,8 @@ __all__ = [
     "select_stable_features",
     "spearman_test",
     "threshold_metrics",
+    "welch_anova",
+    "welch_t_test",
     "wilcoxon_test",
     "youden_threshold",
 ]

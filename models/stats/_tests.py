@@ -22,6 +22,10 @@ __all__ = [
     "mann_whitney_test",
     "spearman_test",
     "kendall_test",
+    "welch_t_test",
+    "welch_anova",
+    "kruskal_test",
+    "chisq_test",
 ]
 
 
@@ -205,3 +209,64 @@ def kendall_test(x, y, *, alternative: str = "two-sided") -> TestResult:
     _check_alternative(alternative)
     res = stats.kendalltau(x, y, alternative=alternative)
     return TestResult(float(res.statistic), float(res.pvalue), "Kendall's tau")
+
+
+def welch_t_test(x, y, *, conf_level: float = 0.95) -> TestResult:
+    """Welch two-sample t-test as R's ``t.test(x, y)``: t, Welch–Satterthwaite df, two-sided p, and the
+    CI of mean(x) − mean(y) (``extra``: ``estimate``, ``ci_lower``, ``ci_upper``, ``df``)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    res = stats.ttest_ind(x, y, equal_var=False)
+    ci = res.confidence_interval(conf_level)
+    return TestResult(
+        float(res.statistic),
+        float(res.pvalue),
+        "Welch two-sample t-test",
+        {
+            "estimate": float(x.mean() - y.mean()),
+            "ci_lower": float(ci.low),
+            "ci_upper": float(ci.high),
+            "df": float(res.df),
+        },
+    )
+
+
+def welch_anova(*groups) -> TestResult:
+    """Welch's one-way ANOVA (unequal variances) as R's ``oneway.test(y ~ g)``: F, df and p."""
+    arrays = [np.asarray(g, float) for g in groups]
+    res = stats.f_oneway(*arrays, equal_var=False)
+    return TestResult(float(res.statistic), float(res.pvalue), "Welch one-way ANOVA")
+
+
+def kruskal_test(*groups) -> TestResult:
+    """Kruskal–Wallis rank-sum test as R's ``kruskal.test`` (tie-corrected χ² approximation);
+    ``extra["epsilon_squared"]`` = H / (n − 1)."""
+    arrays = [np.asarray(g, float) for g in groups]
+    n = sum(a.size for a in arrays)
+    res = stats.kruskal(*arrays)
+    return TestResult(
+        float(res.statistic),
+        float(res.pvalue),
+        "Kruskal-Wallis rank sum test",
+        {"df": len(arrays) - 1, "epsilon_squared": float(res.statistic) / (n - 1) if n > 1 else 0.0},
+    )
+
+
+def chisq_test(table, *, correct: bool = True) -> TestResult:
+    """Pearson's χ² test of independence as R's ``chisq.test`` (Yates' continuity correction for a
+    2 × 2 table when ``correct``); ``extra``: df, smallest expected count, Cramér's V."""
+    table = np.asarray(table, float)
+    res = stats.chi2_contingency(table, correction=correct)
+    n = table.sum()
+    k = min(table.shape) - 1
+    plain = stats.chi2_contingency(table, correction=False).statistic
+    yates = table.shape == (2, 2) and correct
+    return TestResult(
+        float(res.statistic),
+        float(res.pvalue),
+        "Pearson's chi-squared test" + (" with Yates' continuity correction" if yates else ""),
+        {
+            "df": int(res.dof),
+            "min_expected": float(res.expected_freq.min()),
+            "cramers_v": float(np.sqrt(plain / (n * k))) if n and k else 0.0,
+        },
+    )
