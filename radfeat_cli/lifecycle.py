@@ -536,3 +536,73 @@ def evaluate(
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
     out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
+
+
+@app.command()
+def survival(
+    predictions: Path = typer.Argument(..., help="Predictions CSV written by `radfeat predict`."),
+    time: str = typer.Option(..., "--time", help="Follow-up time column, e.g. pfs_months."),
+    event: str = typer.Option(..., "--event", help="Event column (1 = progression / death, 0 = censored)."),
+    group_by: str | None = typer.Option(
+        None, "--group-by", help="Treatment column: curves, HRs and C per treatment, and the interaction."
+    ),
+    adjust: str | None = typer.Option(None, "--adjust", help="Cox adjustment covariates, e.g. age,sex."),
+    table: Path | None = typer.Option(
+        None,
+        "--table",
+        help="Table with the follow-up columns, joined on case_id (else read from PREDICTIONS).",
+    ),
+    include_training: bool = typer.Option(
+        False, "--include-training", help="Keep training-cohort cases (their scores are apparent)."
+    ),
+    output: Path = typer.Option(Path("survival"), "--output", "-o", help="Report folder."),
+) -> None:
+    """Survival by the locked model's score: Kaplan–Meier by locked-threshold group with numbers at risk
+    and log-rank p, Cox HR per SD and for the group with 95 % CI (adjustable), Harrell's C with CI, and the
+    score × treatment interaction; Markdown + HTML.
+
+    Example: radfeat survival predictions.csv --time pfs_months --event progression --group-by treatment
+    """
+    import pandas as pd
+
+    from models.lifecycle.survival import survival_on_scores, write_survival_report
+
+    if not predictions.is_file():
+        error(f"predictions not found: {predictions} (write them with `radfeat predict`)")
+        raise typer.Exit(EXIT_USAGE)
+    frame = pd.read_csv(predictions, dtype={"case_id": str})
+    try:
+        if table is not None:
+            extra, _ = _read_table(table)
+            if "case_id" not in extra.columns:
+                raise ValueError(f"{table} has no case_id column to join on")
+            extra = extra.assign(case_id=extra["case_id"].astype(str))
+            columns = [c for c in extra.columns if c not in frame.columns or c == "case_id"]
+            frame = frame.merge(extra[columns], on="case_id", how="left")
+        analysis = survival_on_scores(
+            frame, time, event, group_by=group_by, adjust=_names(adjust), include_training=include_training
+        )
+    except ValueError as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    paths = write_survival_report(analysis, output)
+    for _, row in analysis.logrank.iterrows():
+        out.print(
+            f"{row.subgroup}: n {row.n} ({row.events} events), log-rank p "
+            f"{row.get('logrank_p', float('nan')):.3g}",
+            markup=False,
+        )
+    for _, row in analysis.cox.iterrows():
+        if "hr" in row and pd.notna(row.hr):
+            out.print(
+                f"{row.subgroup}: HR {row.term} {row.hr:.2f} ({row.hr_ci_lower:.2f}–{row.hr_ci_upper:.2f}), "
+                f"p {row.p:.3g}",
+                markup=False,
+            )
+    for _, row in analysis.interaction.iterrows():
+        out.print(
+            f"interaction {row.term}: HR {row.hr:.2f}, p {row.p:.3g} (LR p {row.lr_p:.3g})", markup=False
+        )
+    for note in analysis.notes:
+        err.print(f"note: {note}", markup=False)
+    out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)

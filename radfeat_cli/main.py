@@ -7,7 +7,8 @@ package imports it. Command groups:
 * :mod:`radfeat_cli.tables` — ``synth``, ``validate``, ``extract``, ``info``;
 * :mod:`radfeat_cli.habitats` — ``habitats fit``, ``habitats apply``;
 * :mod:`radfeat_cli.benchmark` — ``benchmark``, ``tune``;
-* :mod:`radfeat_cli.lifecycle` — ``fit``, ``predict``, ``evaluate`` (locked models, external cohorts);
+* :mod:`radfeat_cli.lifecycle` — ``fit``, ``predict``, ``evaluate``, ``survival`` (locked models, external
+  cohorts);
 * :mod:`radfeat_cli.multicentre` — ``batch-effect`` (multi-centre studies);
 * :mod:`radfeat_cli.train` — ``train`` (the fusion network);
 * :mod:`radfeat_cli.demo` — ``demo``.

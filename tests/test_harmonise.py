@@ -190,41 +190,6 @@ def test_label_batch_association_matches_r_and_warns_of_confounding():
 
 
 # ------------------------------------------------------------------------------------------ report and CLI
-def test_batch_effect_report_on_the_synthetic_external_scanner(tmp_path):
-    """radfeat synth's external cohort is a shifted scanner: its batch effect falls after ComBat."""
-    from radfeat.extract import extract_table
-    from radfeat.synth import make_cohort
-
-    manifest = make_cohort(tmp_path / "c", n_cases=16, seed=6, external_fraction=0.5)
-    extract_table(manifest, tmp_path / "f.parquet", jobs=2)
-    res = runner.invoke(
-        app,
-        [
-            "batch-effect",
-            str(tmp_path / "f.parquet"),
-            "--harmonise",
-            "cohort",
-            "--label",
-            "egfr",
-            "-o",
-            str(tmp_path / "be"),
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    summary = pd.read_csv(tmp_path / "be" / "summary.csv").set_index("stage")
-    before, after = summary.loc["before"], summary.loc["after ComBat"]
-    assert before["location effect (q < 0.05)"] > 0.05 > after["location effect (q < 0.05)"]
-    assert (
-        before["batch separability AUC"] > 0.9
-        and after["batch separability AUC"] < before["batch separability AUC"]
-    )
-    features = pd.read_csv(tmp_path / "be" / "features.csv")
-    assert (features.q_location_before >= features.p_location_before - 1e-12).all()  # BH never lowers p
-    for name in ("pca.png", "pca.svg", "report.html"):
-        assert (tmp_path / "be" / name).stat().st_size > 1000
-    assert "Kruskal" in (tmp_path / "be" / "report.md").read_text()
-
-
 def test_batch_tests_match_r():
     """R's kruskal.test help example (Hollander & Wolfe 1973, p. 116): chi-squared = 0.77143, df = 2,
     p-value = 0.68; p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.2, 0.5), "BH") = 0.03 0.06 0.06 0.03 0.24 0.5."""

@@ -484,3 +484,19 @@ def test_tests_of_radfeat_describe_match_r_help_examples():
     assert chi.p_value == pytest.approx(2.954e-07, rel=5e-4)
     tea = st.chisq_test([[3, 1], [1, 3]])
     assert tea.statistic == pytest.approx(0.5, abs=1e-12) and tea.p_value == pytest.approx(0.4795, abs=5e-5)
+
+
+def test_harrell_c_matches_r_coxph_summary_on_aml(shared_data):
+    """R survival: summary(coxph(Surv(time, status) ~ x, data = aml)) prints
+    "Concordance= 0.619 (se = 0.063)" (the infinitesimal-jackknife standard error)."""
+    from models import stats as st
+
+    aml = pd.read_csv(shared_data / "stats" / "surv_aml.csv")
+    c = st.harrell_c(aml.time, aml.status, (aml.x == "Nonmaintained").astype(float))
+    assert c.c_index == pytest.approx(0.619, abs=5e-4) and c.std_err == pytest.approx(0.063, abs=5e-4)
+    assert c.ci_lower == pytest.approx(c.c_index - 1.959964 * c.std_err, abs=1e-6)
+    # reversing the score reverses the concordance; ties in the score count one half
+    assert st.harrell_c(
+        aml.time, aml.status, -(aml.x == "Nonmaintained").astype(float)
+    ).c_index == pytest.approx(1 - c.c_index, abs=1e-12)
+    assert st.harrell_c(aml.time, aml.status, np.zeros(len(aml))).c_index == 0.5

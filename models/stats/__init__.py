@@ -26,7 +26,16 @@ from models.stats._roc import (
     roc_auc,
     roc_coords,
 )
-from models.stats._survival import CoxResult, LogRankResult, cox_ph, kaplan_meier, km_median, logrank_test
+from models.stats._survival import (
+    ConcordanceResult,
+    CoxResult,
+    LogRankResult,
+    cox_ph,
+    harrell_c,
+    kaplan_meier,
+    km_median,
+    logrank_test,
+)
 from models.stats._tests import (
     TestResult,
     chisq_test,
@@ -46,6 +55,7 @@ __all__ = [
     "AUCResult",
     "BootstrapResult",
     "CalibrationResult",
+    "ConcordanceResult",
     "CoxResult",
     "DeLongTestResult",
     "LogRankResult",
@@ -62,6 +72,7 @@ __all__ = [
     "delong_test",
     "delong_test_unpaired",
     "fisher_test",
+    "harrell_c",
     "hosmer_lemeshow",
     "icc",
     "icc_by_feature",
