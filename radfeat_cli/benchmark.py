@@ -193,6 +193,9 @@ def benchmark(
             error(exc)
             raise typer.Exit(EXIT_USAGE) from None
     paths = write_report(result, output, reference=reference, dropped=data.dropped, notes=data.notes)
+    _write_run(
+        output, table, data, names, config, tuner, harmonise, protect_names, habitats, no_habitat_columns
+    )
     if harmonise:
         from radfeat_cli.multicentre import write_batch_effect
 
@@ -201,6 +204,37 @@ def benchmark(
     for family, row in summary.iterrows():
         out.print(f"{family:12s} AUC {row.mean_auc:.3f} ± {row.sd_auc:.3f}", markup=False)
     out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
+
+
+def _write_run(output, table, data, names, config, tuner, harmonise, protect, habitats, no_habitat) -> None:
+    """``run.json``: what this benchmark ran on and how (read by ``radfeat checklist``)."""
+    import json
+
+    from radfeat.utils.atomic import write_text
+    from radfeat.utils.versions import library_versions
+
+    run = {
+        "command": "benchmark",
+        "table": str(table),
+        "table_settings_hash": data.provenance.get("settings_hash"),
+        "label": data.label,
+        "positive": data.positive,
+        "n_cases": len(data),
+        "n_positive": int(data.y.sum()),
+        "families": names,
+        "cv": f"{config.n_splits}x{config.n_repeats}",
+        "inner": f"{config.inner_splits}x{config.inner_repeats}" if config.nested else None,
+        "nested": config.nested,
+        "tuner": tuner,
+        "seed": config.random_state,
+        "harmonise": {"batch": harmonise, "protect": protect} if harmonise else None,
+        "habitats_refit_in_folds": habitats is not None,
+        "habitat_columns_dropped": no_habitat,
+        "versions": library_versions(
+            "radfeat", "scikit-learn", "xgboost", "optuna", "neuroHarmonize", "numpy", "scipy"
+        ),
+    }
+    write_text(json.dumps(run, indent=2, default=str), output / "run.json")
 
 
 def _check_storage(storage: str | None, output: Path, config) -> None:

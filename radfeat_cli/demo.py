@@ -76,7 +76,17 @@ def run_demo(
     if fusion is not None:
         outputs["fusion network results"] = fusion
         result.headline += _headline(out / "fusion" / "results.csv", "variant", None)
+    say("checklist: the CLEAR / METRICS items radfeat can answer from this study folder")
+    outputs["reporting checklist"] = checklist_run(out)
     return result
+
+
+def checklist_run(out: Path) -> Path:
+    """Fill the reporting checklist from the demo's own folder; return its Markdown path."""
+    from models.checklist import fill_checklist, gather_evidence, write_checklist
+
+    table = fill_checklist(gather_evidence(out))
+    return write_checklist(table, out / "checklist")["markdown"]
 
 
 def _headline(results_csv: Path, model_column: str, task: str | None) -> list[tuple[str, str, str]]:

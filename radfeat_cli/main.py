@@ -9,7 +9,7 @@ package imports it. Command groups:
 * :mod:`radfeat_cli.benchmark` — ``benchmark``, ``tune``;
 * :mod:`radfeat_cli.lifecycle` — ``fit``, ``predict``, ``evaluate``, ``survival`` (locked models, external
   cohorts);
-* :mod:`radfeat_cli.multicentre` — ``batch-effect`` (multi-centre studies);
+* :mod:`radfeat_cli.multicentre` — ``describe``, ``batch-effect``, ``checklist`` (multi-centre studies);
 * :mod:`radfeat_cli.train` — ``train`` (the fusion network);
 * :mod:`radfeat_cli.demo` — ``demo``.
 

@@ -1,5 +1,6 @@
-"""Multi-centre study commands: ``describe`` (Table 1 and feature comparisons by class or cohort) and
-``batch-effect`` (scanner / centre effect before and after ComBat)."""
+"""Multi-centre study commands: ``describe`` (Table 1 and feature comparisons by class or cohort),
+``batch-effect`` (scanner / centre effect before and after ComBat) and ``checklist`` (CLEAR / METRICS
+items filled from a study folder)."""
 
 from __future__ import annotations
 
@@ -151,3 +152,34 @@ def describe(
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
     out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
+
+
+@app.command()
+def checklist(
+    study: Path = typer.Argument(
+        ..., help="Study folder: feature table, model folder, reports (e.g. a demo output)."
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder (default: STUDY/checklist)."),
+) -> None:
+    """Fill the CLEAR / METRICS items software can answer from a study folder's provenance (settings,
+    versions, model card, CV, harmonisation, evaluation), each with its evidence file; the rest are left
+    for the authors. Markdown + HTML + CSV.
+
+    Example: radfeat checklist study/ -o study/checklist
+    """
+    from models.checklist import ANSWERED, AUTHOR, PARTLY, fill_checklist, gather_evidence, write_checklist
+
+    try:
+        evidence = gather_evidence(study)
+    except ValueError as exc:
+        error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    table = fill_checklist(evidence)
+    paths = write_checklist(table, output or study / "checklist")
+    counts = table["status"].value_counts()
+    out.print(
+        f"checklist: {counts.get(ANSWERED, 0)} items answered from the study's files, "
+        f"{counts.get(PARTLY, 0)} "
+        f"partly, {counts.get(AUTHOR, 0)} for the authors → {paths['markdown']}",
+        markup=False,
+    )

@@ -57,6 +57,17 @@ def test_demo_runs_end_to_end(tmp_path):
         > summary.loc["after ComBat", "batch separability AUC"]
     )
     assert "batch effect (cohort)" in result.stdout
+    # The reporting checklist, filled from the demo's own folder.
+    checklist = pd.read_csv(tmp_path / "demo" / "checklist" / "checklist.csv").set_index("item")
+    assert checklist.loc["Feature extraction software and version", "status"] == "answered by radfeat"
+    assert "pyradiomics-bhklab" in checklist.loc["Feature extraction software and version", "answer"]
+    assert "external" in checklist.loc["External validation", "answer"]
+    assert (
+        checklist.loc[
+            "Reference standard: how the label (e.g. EGFR status, histology) was determined", "status"
+        ]
+        == "author"
+    )
     # The lifecycle: a model locked on `train`, the external cohort extracted from its scans and evaluated.
     assert (
         "locked auto: training-cohort CV" in result.stdout and "locked auto: external cohort" in result.stdout

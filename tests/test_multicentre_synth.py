@@ -75,6 +75,28 @@ def test_fit_predict_survival_on_the_synthetic_cohort(synth_table, tmp_path):
     assert "18 training-cohort case(s) left out" in printed
     logrank = pd.read_csv(tmp_path / "s" / "logrank.csv").set_index("subgroup")
     assert logrank.loc["all", "n"] == 12 and (tmp_path / "s" / "km_all.png").is_file()
+    # the study folder now holds a table, a model, predictions and reports: fill the checklist
+    import shutil
+
+    shutil.copy(synth_table, tmp_path / "features.parquet")
+    _run("evaluate", tmp_path / "p.csv", "--label", "egfr", "--by", "cohort", "-o", tmp_path / "evaluation")
+    printed = _run("checklist", tmp_path)
+    assert "items answered from the study's files" in printed
+    items = pd.read_csv(tmp_path / "checklist" / "checklist.csv").set_index("item")
+    answered = items[items.status == "answered by radfeat"].index
+    for topic in (
+        "Feature extraction software and version",
+        "Intensity discretisation",
+        "Data partitioning",
+        "Harmonisation of multi-centre data",
+        "Survival analysis of the model score",
+    ):
+        assert topic in answered, topic
+    assert "ComBat" in items.loc["Harmonisation of multi-centre data", "answer"]
+    assert "bin width 25" in items.loc["Intensity discretisation", "answer"]
+    assert items.loc["Data partitioning", "evidence"] == "m/model_card.json"
+    assert (items.status == "author").sum() >= 10
+    assert (tmp_path / "checklist" / "checklist.html").stat().st_size > 1000
 
 
 def test_harmonised_benchmark_on_a_real_table_with_a_simulated_second_centre(shared_data, tmp_path):
