@@ -48,6 +48,7 @@ class StudyEvidence:
     descriptions: list[Path] = field(default_factory=list)
     survival: list[Path] = field(default_factory=list)
     fusion: list[Path] = field(default_factory=list)
+    robustness: list[tuple[Path, pd.DataFrame]] = field(default_factory=list)
 
     def rel(self, path: Path) -> str:
         try:
@@ -93,6 +94,8 @@ def gather_evidence(folder: str | Path, max_depth: int = 4) -> StudyEvidence:
         elif name == "interaction.csv" or (name == "logrank.csv" and (path.parent / "cox.csv").is_file()):
             if path.parent not in ev.survival:
                 ev.survival.append(path.parent)
+        elif name == "summary.csv" and (path.parent / "robust.csv").is_file():
+            ev.robustness.append((path, pd.read_csv(path)))
         elif name == "results.csv" and (path.parent / "variants").is_dir():
             ev.fusion.append(path)
     return ev
@@ -460,14 +463,35 @@ def fill_checklist(ev: StudyEvidence) -> pd.DataFrame:
                 ev.rel(ev.fusion[0]),
             )
         )
-    items.append(
-        _item(
-            "Feature robustness / reproducibility (test–retest, perturbation)",
-            "CLEAR, METRICS",
-            AUTHOR,
-            "no robustness analysis found in the folder",
+    if ev.robustness:
+        path, summary = ev.robustness[0]
+        total = summary.iloc[-1]
+        stable = [c for _, c in ev.cards if (c.get("table") or {}).get("stable_features")]
+        kept = stable[0]["table"]["stable_features"]["n_kept"] if stable else None
+        items.append(
+            _item(
+                "Feature robustness / reproducibility (test–retest, perturbation)",
+                "CLEAR, METRICS",
+                ANSWERED,
+                f"{int(total.robust)} of {int(total.features)} features robust (ICC(1,1), radfeat "
+                "robustness); "
+                + (
+                    f"the model uses only the {kept} robust ones"
+                    if stable
+                    else "the model does not restrict to them (--stable-features)"
+                ),
+                ev.rel(path),
+            )
         )
-    )
+    else:
+        items.append(
+            _item(
+                "Feature robustness / reproducibility (test–retest, perturbation)",
+                "CLEAR, METRICS",
+                AUTHOR,
+                "no robustness analysis found in the folder (radfeat robustness)",
+            )
+        )
     items.append(
         _item(
             "Code availability",

@@ -56,6 +56,14 @@ def benchmark(
     no_habitat_columns: bool = typer.Option(
         False, "--no-habitat-columns", help="Drop the table's habitat columns (hab_*, ct_hab*, pet_hab*)."
     ),
+    stable_features: Path | None = typer.Option(
+        None,
+        "--stable-features",
+        help="robust.csv of `radfeat robustness`: use only the features robust at --icc.",
+    ),
+    icc_threshold: float = typer.Option(
+        0.9, "--icc", help="ICC a feature must reach with --stable-features."
+    ),
     harmonise: str | None = typer.Option(
         None,
         "--harmonise",
@@ -115,6 +123,10 @@ def benchmark(
             from models.leakage import drop_habitat_columns
 
             data = drop_habitat_columns(data, "habitat column (--no-habitat-columns)")
+        if stable_features is not None:
+            from models.robustness import restrict_to_stable
+
+            data = restrict_to_stable(data, stable_features, icc_threshold)
         from models.zoo import get_family
 
         for n in names:
@@ -193,8 +205,19 @@ def benchmark(
             error(exc)
             raise typer.Exit(EXIT_USAGE) from None
     paths = write_report(result, output, reference=reference, dropped=data.dropped, notes=data.notes)
+    stable = {"file": str(stable_features), "icc": icc_threshold} if stable_features is not None else None
     _write_run(
-        output, table, data, names, config, tuner, harmonise, protect_names, habitats, no_habitat_columns
+        output,
+        table,
+        data,
+        names,
+        config,
+        tuner,
+        harmonise,
+        protect_names,
+        habitats,
+        no_habitat_columns,
+        stable,
     )
     if harmonise:
         from radfeat_cli.multicentre import write_batch_effect
@@ -206,7 +229,9 @@ def benchmark(
     out.print(f"report: {paths['markdown']} ({paths['html']})", markup=False)
 
 
-def _write_run(output, table, data, names, config, tuner, harmonise, protect, habitats, no_habitat) -> None:
+def _write_run(
+    output, table, data, names, config, tuner, harmonise, protect, habitats, no_habitat, stable=None
+) -> None:
     """``run.json``: what this benchmark ran on and how (read by ``radfeat checklist``)."""
     import json
 
@@ -230,6 +255,7 @@ def _write_run(output, table, data, names, config, tuner, harmonise, protect, ha
         "harmonise": {"batch": harmonise, "protect": protect} if harmonise else None,
         "habitats_refit_in_folds": habitats is not None,
         "habitat_columns_dropped": no_habitat,
+        "stable_features": stable,
         "versions": library_versions(
             "radfeat", "scikit-learn", "xgboost", "optuna", "neuroHarmonize", "numpy", "scipy"
         ),

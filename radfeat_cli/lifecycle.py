@@ -57,6 +57,14 @@ def fit(
     ),
     tuner: str = typer.Option("grid", "--tuner", help="grid or optuna."),
     trials: int = typer.Option(30, "--trials", min=1, help="Optuna trials per family and fold."),
+    stable_features: Path | None = typer.Option(
+        None,
+        "--stable-features",
+        help="robust.csv of `radfeat robustness`: use only the features robust at --icc.",
+    ),
+    icc_threshold: float = typer.Option(
+        0.9, "--icc", help="ICC a feature must reach with --stable-features."
+    ),
     harmonise: str | None = typer.Option(
         None,
         "--harmonise",
@@ -88,6 +96,7 @@ def fit(
     from models.data import load_dataset
     from models.leakage import LeakageError
     from models.lifecycle import fit_locked, save_model
+    from radfeat.utils.hashing import file_digest
 
     if not table.is_file():
         error(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)")
@@ -126,6 +135,10 @@ def fit(
             from models.leakage import drop_habitat_columns
 
             data = drop_habitat_columns(data, "habitat column (--no-habitat-columns)")
+        if stable_features is not None:
+            from models.robustness import restrict_to_stable
+
+            data = restrict_to_stable(data, stable_features, icc_threshold)
         folds, repeats = parse_folds(cv)
         inner_folds, inner_repeats = parse_folds(inner, "--inner")
         config = CVConfig(
@@ -208,6 +221,13 @@ def fit(
     model.card.setdefault("table", {})["clinical"] = clinical_names or None
     if harmonise:
         model.card["table"]["harmonise"] = {"batch": harmonise, "protect": _names(protect)}
+    if stable_features is not None:
+        model.card["table"]["stable_features"] = {
+            "file": stable_features.name,
+            "sha256": file_digest(stable_features),
+            "icc": icc_threshold,
+            "n_kept": int(data.X.shape[1]),
+        }
     model.card["training"]["table"] = table.name
     model.card["training"]["cohort_column"] = (
         cohort_column if held_out or cohort_column in data_columns else None

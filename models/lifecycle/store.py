@@ -331,6 +331,7 @@ def save_model(model: LockedModel, folder: str | Path, table_provenance: dict | 
             "table": {
                 "clinical": model.card.get("table", {}).get("clinical"),
                 "harmonise": model.card.get("table", {}).get("harmonise"),
+                "stable_features": model.card.get("table", {}).get("stable_features"),
             },
             "versions": _versions(),
         }
