@@ -20,6 +20,7 @@ __all__ = [
     "stable_features",
     "read_stable_features",
     "restrict_to_stable",
+    "habitat_map_stability",
 ]
 
 
@@ -137,3 +138,43 @@ def restrict_to_stable(data, path, threshold: float = 0.9, bound: str = "point")
         },
         notes=[*data.notes, note],
     )
+
+
+def habitat_map_stability(labels_dir, copies: pd.DataFrame) -> pd.DataFrame:
+    """Agreement of the habitat maps of a case's perturbed copies, per case: the adjusted Rand index
+    of the habitat labels and the Dice coefficient of each habitat, averaged over all pairs of copies,
+    on the voxels both copies place in the tumour (label maps on the CT grid, as
+    ``radfeat extract --habitats`` writes them). ``copies``: ``case_id``, ``source_case``."""
+    from itertools import combinations
+    from pathlib import Path
+
+    import SimpleITK as sitk
+    from sklearn.metrics import adjusted_rand_score
+
+    rows = []
+    for source, part in copies.groupby("source_case"):
+        maps = []
+        for cid in part["case_id"]:
+            path = Path(labels_dir) / f"{cid}_habitats.nii.gz"
+            if path.is_file():
+                maps.append(sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+        if len(maps) < 2 or len({m.shape for m in maps}) > 1:
+            continue
+        aris, dice = [], {}
+        for a, b in combinations(maps, 2):
+            both = (a > 0) & (b > 0)
+            if both.sum() > 1:
+                aris.append(adjusted_rand_score(a[both], b[both]))
+            for h in sorted((set(np.unique(a)) | set(np.unique(b))) - {0}):
+                na, nb = (a == h).sum(), (b == h).sum()
+                if na + nb:
+                    dice.setdefault(int(h), []).append(2 * ((a == h) & (b == h)).sum() / (na + nb))
+        rows.append(
+            {
+                "case": source,
+                "copies": len(maps),
+                "adjusted_rand": float(np.mean(aris)) if aris else np.nan,
+                **{f"dice_hab{h}": float(np.mean(v)) for h, v in sorted(dice.items())},
+            }
+        )
+    return pd.DataFrame(rows)

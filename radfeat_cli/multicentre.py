@@ -262,6 +262,13 @@ def robustness(
     summary = robustness_summary(icc, icc_threshold, bound)
     write_text(icc.to_csv(index=False), output / "robust.csv")
     write_text(summary.to_csv(index=False), output / "summary.csv")
+    habitat = None
+    if habitat_model is not None and repeat_column is None:
+        from models.robustness import habitat_map_stability
+        from radfeat.habitats import labels_dir_for
+
+        habitat = habitat_map_stability(labels_dir_for(output / "features.parquet"), table)
+        write_text(habitat.to_csv(index=False), output / "habitat_stability.csv")
     design = (
         f"test-retest ({repeat_column} repeats per {patient_column})"
         if repeat_column
@@ -276,6 +283,16 @@ def robustness(
         summary.assign(share_robust=summary.share_robust.map("{:.0%}".format)).to_markdown(index=False),
         "",
     ]
+    if habitat is not None and len(habitat):
+        lines += [
+            "## Habitat maps",
+            "",
+            "Adjusted Rand index of the habitat labels and Dice per habitat between perturbed copies "
+            "(mean over pairs, voxels inside both tumour masks).",
+            "",
+            habitat.round(3).to_markdown(index=False),
+            "",
+        ]
     if failures or result.summary.failures:
         lines += ["## Cases left out", ""] + [
             f"- {f['case_id']}: {f.get('error')}" for f in [*failures, *result.summary.failures]
@@ -290,5 +307,11 @@ def robustness(
     )
     for _, row in summary.iloc[:-1].iterrows():
         out.print(f"  {row.modality} {row.family}: {row.share_robust:.0%} of {row.features}", markup=False)
+    if habitat is not None and len(habitat):
+        out.print(
+            f"  habitat maps: adjusted Rand {habitat.adjusted_rand.mean():.2f} (mean over {len(habitat)} "
+            "cases)",
+            markup=False,
+        )
     for f in failures:
         err.print(f"left out: {f['case_id']}: {f['error']}", markup=False)

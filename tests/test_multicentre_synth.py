@@ -135,3 +135,9 @@ def test_harmonised_benchmark_on_a_real_table_with_a_simulated_second_centre(sha
         > 0.5
         > summary.loc["after ComBat", "location effect (q < 0.05)"]
     )
+    # the checklist of this real-table study folder cites the benchmark's run.json
+    _run("checklist", tmp_path)
+    items = pd.read_csv(tmp_path / "checklist" / "checklist.csv").set_index("item")
+    assert items.loc["Harmonisation of multi-centre data", "evidence"] == "b/run.json"
+    assert "ComBat across centre" in items.loc["Harmonisation of multi-centre data", "answer"]
+    assert items.loc["Batch effect assessed", "status"] == "answered by radfeat"

@@ -260,3 +260,44 @@ def test_robustness_on_real_sarcoma_pet_ct(shared_data, tmp_path):
     assert set(robust.n_cases) == {3}
     assert robust.feature.str.startswith("ct_").any() and robust.feature.str.startswith("pet_").any()
     assert robust.icc.notna().mean() > 0.8
+
+
+def test_habitat_features_and_maps_under_perturbation(tmp_path):
+    """With a habitat model, habitat features get ICCs and each case's habitat maps an adjusted Rand
+    index and per-habitat Dice across its perturbed copies."""
+    from radfeat.synth import make_cohort
+
+    manifest = make_cohort(tmp_path / "c", n_cases=4, seed=5, external_fraction=0)
+    fit = runner.invoke(
+        app, ["habitats", "fit", str(manifest), "--cohort", "train", "-o", str(tmp_path / "hm")]
+    )
+    assert fit.exit_code == 0, fit.output
+    (tmp_path / "fast.yaml").write_text(
+        "ct:\n  imageType: {Original: {}}\n  featureClass: {firstorder: []}\n"
+        "pet:\n  imageType: {Original: {}}\n  featureClass: {firstorder: []}\n"
+    )
+    res = runner.invoke(
+        app,
+        [
+            "robustness",
+            str(manifest),
+            "-n",
+            "3",
+            "--settings",
+            str(tmp_path / "fast.yaml"),
+            "--habitat-model",
+            str(tmp_path / "hm"),
+            "-o",
+            str(tmp_path / "rob"),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    robust = pd.read_csv(tmp_path / "rob" / "robust.csv")
+    assert robust.feature.str.startswith("hab_").any() and robust.feature.str.contains("_hab1_").any()
+    stability = pd.read_csv(tmp_path / "rob" / "habitat_stability.csv")
+    assert len(stability) == 4 and (stability.copies == 3).all()
+    assert stability.adjusted_rand.between(-0.5, 1).all() and "dice_hab0" not in stability.columns
+    dice = stability.filter(like="dice_hab")
+    assert dice.shape[1] >= 2 and ((dice >= 0) & (dice <= 1)).all().all()
+    assert "habitat maps: adjusted Rand" in " ".join(res.output.split())
