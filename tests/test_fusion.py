@@ -135,17 +135,52 @@ def test_other_loss_weightings_train(signal_data, weighting):
     assert all(np.isfinite(h["loss"]) for h in res.history)
 
 
-def test_splits_are_the_classical_benchmarks(signal_data):
+def test_splits_stratify_on_both_labels_and_equal_the_benchmarks_for_one_task(signal_data):
     import pandas as pd
 
     from models.cv import outer_splits
     from models.data import load_dataset
+    from models.fusion.cv import joint_strata
 
     d = signal_data
     table = pd.DataFrame({"case_id": d.case_ids, "egfr": d.labels["egfr"], "f": np.arange(len(d))})
     classical = outer_splits(load_dataset(table, "egfr", id_column="case_id"), 5, 2, 0)
-    ours = fusion_splits(d, 5, 2, 0)
+    one_task = type(d)(**{**d.__dict__, "labels": {"egfr": d.labels["egfr"]}})
+    ours = fusion_splits(one_task, 5, 2, 0)
     assert all(np.array_equal(a[3], b[3]) for a, b in zip(classical, ours, strict=True))
+    # two tasks: every EGFR x subtype combination spread over the folds in proportion
+    strata = joint_strata(d, 5)
+    for _, _, _, test in fusion_splits(d, 5, 1, 0):
+        for cell in np.unique(strata):
+            n = (strata == cell).sum()
+            assert abs((strata[test] == cell).sum() - n / 5) <= 1, cell
+
+
+def test_feature_tokens_are_ranked_for_every_task(signal_data):
+    """A feature that separates only the subtype reaches the tokens of a dual-task model, not those of
+    an EGFR-only one."""
+    d = signal_data
+    features = d.features.copy()
+    sub = d.labels[d.tasks[1]]
+    features["pet_tumour_suv_SubtypeOnly"] = np.where(sub == 1, 3.0, 0.0) + np.random.default_rng(0).normal(
+        0, 0.1, len(sub)
+    )
+    groups = {**d.groups, "pet": [*d.groups["pet"], "pet_tumour_suv_SubtypeOnly"]}
+    d2 = type(d)(**{**d.__dict__, "features": features, "groups": groups})
+    train = np.arange(60)
+    both = FeaturePrep(k_per_group=4).fit(d2, train)
+    egfr_only = FeaturePrep(k_per_group=4).fit(d2, train, d.tasks[0])
+    assert "pet_tumour_suv_SubtypeOnly" in both.columns_
+    assert "pet_tumour_suv_SubtypeOnly" not in egfr_only.columns_
+    assert both.n_features == egfr_only.n_features == 4 * len(d.groups)
+
+
+def test_a_checkpoint_resumes_only_its_own_fold(signal_data, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=16, min_epochs=1, patience=100)
+    fit(TINY_MODEL, cfg, signal_data, np.arange(40), checkpoint=tmp_path / "c")
+    other = fit(TINY_MODEL, cfg, signal_data, np.arange(40, 80), checkpoint=tmp_path / "c")
+    fresh = fit(TINY_MODEL, cfg, signal_data, np.arange(40, 80))
+    assert [h["loss"] for h in other.history] == [h["loss"] for h in fresh.history]
 
 
 def test_planted_signal_is_learned_for_both_tasks(signal_cv):

@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from models.fusion.cv import SPLIT_PROTOCOL
 from models.fusion.data import FeaturePrep, FusionData
 from models.fusion.net import FusionConfig
 from models.fusion.train import FusionCVResult, TrainConfig, cross_validate_fusion
@@ -148,6 +149,7 @@ def _variant_key(name, data: FusionData, model_cfg, train_cfg, prep, n_splits, n
         "train": asdict(train_cfg),
         "prep": {"k": prep.k_per_group, "drop": list(prep.drop_groups)},
         "splits": [n_splits, n_repeats],
+        "split_protocol": SPLIT_PROTOCOL,
     }
     h.update(repr(sorted(settings.items())).encode())
     return h.hexdigest()[:12]

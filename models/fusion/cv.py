@@ -51,14 +51,31 @@ class FusionCVResult:
         return float(roc_auc_score(s["y"], s["score"]))
 
 
+#: Bumped when the folds or the feature preparation change (2: folds stratified on every task's label;
+#: feature tokens ranked per task) so cached variant results and checkpoints are not reused.
+SPLIT_PROTOCOL = 2
+
+
+def joint_strata(data: FusionData, n_splits: int) -> np.ndarray:
+    """What the folds stratify on: the combination of every task's label (unknown labels are a level
+    of their own); combinations with fewer than ``n_splits`` cases are pooled by the first task's label."""
+    labels = [np.asarray(data.labels[t]).astype(int) for t in data.tasks]
+    cells = np.array(["|".join(str(v) for v in combo) for combo in zip(*labels, strict=True)])
+    values, counts = np.unique(cells, return_counts=True)
+    small = np.isin(cells, values[counts < n_splits])
+    return np.where(small, np.char.add(labels[0].astype(str), "|*"), cells)
+
+
 def fusion_splits(data: FusionData, n_splits: int = 5, n_repeats: int = 1, seed: int = 0):
-    """The classical benchmark's patient-level splits (:func:`models.cv.outer_splits`), stratified on the
-    first task: the same table order, label and seed give the same folds as ``radfeat benchmark``."""
+    """Patient-level splits by :func:`models.cv.outer_splits` stratified on the joint labels of all
+    tasks (:func:`joint_strata`), so each fold holds every EGFR × subtype combination in proportion.
+    With one task they are exactly ``radfeat benchmark``'s folds (same table order, label and seed)."""
     from models.cv import outer_splits
     from models.data import Dataset
 
-    y = data.labels[data.tasks[0]]
-    ds = Dataset(X=pd.DataFrame({"_": np.zeros(len(y))}), y=y, ids=data.case_ids)
+    strata = joint_strata(data, n_splits) if len(data.tasks) > 1 else data.labels[data.tasks[0]]
+    codes = np.unique(strata, return_inverse=True)[1]
+    ds = Dataset(X=pd.DataFrame({"_": np.zeros(len(codes))}), y=codes, ids=data.case_ids)
     return outer_splits(ds, n_splits, n_repeats, seed)
 
 

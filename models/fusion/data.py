@@ -291,14 +291,18 @@ def build_fusion_data(
 
 @dataclass
 class FeaturePrep:
-    """Feature tokens fitted on a training fold: per group the ``k_per_group`` columns with the largest
-    ANOVA F against the primary task, median imputation, robust scaling (median / IQR), clip ±5.
-    ``drop_groups`` removes whole groups (the "without habitat / PET descriptors" ablations)."""
+    """Feature tokens fitted on a training fold: per group the ``k_per_group`` columns ranked by ANOVA F
+    against **each task** and taken from the tasks' rankings in turns (the union of the per-task top
+    features, so a feature that only predicts the subtype is not lost to an EGFR-only ranking), median
+    imputation, robust scaling (median / IQR), clip ±5. ``drop_groups`` removes whole groups (the
+    "without habitat / PET descriptors" ablations)."""
 
     k_per_group: int = 16
     drop_groups: tuple[str, ...] = ()
 
-    def fit(self, data: FusionData, train_idx: np.ndarray, task: str | None = None) -> FeaturePrep:
+    def fit(self, data: FusionData, train_idx: np.ndarray, tasks=None) -> FeaturePrep:
+        """Fit on the cases ``train_idx``; ``tasks``: a task name or sequence (default all of
+        ``data``'s tasks; a single-task model ranks on its own task only)."""
         from sklearn.feature_selection import f_classif
 
         self.columns_: list[str] = []
@@ -307,18 +311,30 @@ class FeaturePrep:
         if data.features is None:
             self.median_ = self.scale_ = np.zeros(0)
             return self
-        task = task or data.tasks[0]
-        y = data.labels[task][train_idx]
-        known = y >= 0
+        tasks = [tasks] if isinstance(tasks, str) else list(tasks or data.tasks)
         for gi, g in enumerate(self.group_names_):
             cols = data.groups[g]
             X = data.features[cols].iloc[train_idx].to_numpy()
-            Xk = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)[known]
-            ok = np.nanstd(Xk, axis=0) > 0
-            with np.errstate(all="ignore"):
-                F = np.nan_to_num(f_classif(Xk[:, ok], y[known])[0], nan=0.0) if ok.any() else np.zeros(0)
-            ranked = np.array(cols)[ok][np.argsort(-F, kind="stable")][: self.k_per_group]
-            self.columns_ += ranked.tolist()
+            X = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)
+            rankings = []
+            for task in tasks:
+                y = data.labels[task][train_idx]
+                known = y >= 0
+                Xk = X[known]
+                ok = np.nanstd(Xk, axis=0) > 0
+                F = np.zeros(len(cols))
+                if ok.any() and len(np.unique(y[known])) > 1:
+                    with np.errstate(all="ignore"):
+                        F[ok] = np.nan_to_num(f_classif(Xk[:, ok], y[known])[0], nan=0.0)
+                order = np.argsort(-F, kind="stable")
+                rankings.append([cols[i] for i in order if ok[i]])
+            ranked: list[str] = []
+            for position in range(max((len(r) for r in rankings), default=0)):
+                for ranking in rankings:  # the tasks' rankings in turns
+                    if position < len(ranking) and ranking[position] not in ranked:
+                        ranked.append(ranking[position])
+            ranked = ranked[: self.k_per_group]
+            self.columns_ += ranked
             self.group_of_ += [gi] * len(ranked)
         X = data.features[self.columns_].iloc[train_idx].to_numpy()
         self.median_ = np.nanmedian(X, axis=0) if self.columns_ else np.zeros(0)

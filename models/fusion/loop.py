@@ -40,6 +40,15 @@ class FitResult:
     best_val_auc: float
 
 
+def _fold_key(data: FusionData, train_idx, val_idx) -> str:
+    """Hash of the training and validation case ids: a checkpoint resumes only the same fold."""
+    import hashlib
+
+    ids = np.asarray(data.case_ids).astype(str)
+    text = ",".join(ids[np.asarray(train_idx)]) + "|" + ",".join(ids[np.asarray(val_idx)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _split_validation(data: FusionData, train_idx: np.ndarray, cfg: TrainConfig, task: str):
     from sklearn.model_selection import train_test_split
 
@@ -68,7 +77,7 @@ def fit(
     tasks = model_cfg.tasks
     if val_idx is None:
         train_idx, val_idx = _split_validation(data, np.asarray(train_idx), cfg, tasks[0])
-    prep = (prep or FeaturePrep()).fit(data, train_idx, tasks[0])
+    prep = (prep or FeaturePrep()).fit(data, train_idx, tasks)
     if not model_cfg.modalities and not prep.n_features:
         raise ValueError(
             "a features-only model needs feature tokens, but no feature column is left after the "
@@ -103,10 +112,17 @@ def fit(
     static = static_inputs(prep)
     history, best_auc, best_epoch, best_state, start = [], -np.inf, -1, None, 0
     ckpt = Path(checkpoint) if checkpoint else None
+    fold = _fold_key(data, train_idx, val_idx)
     if ckpt is not None and ckpt.with_suffix(".json").exists() and ckpt.with_suffix(".npz").exists():
-        from radfeat.utils.atomic import IncompleteWriteError
+        from radfeat.utils.atomic import IncompleteWriteError, read_pair_manifest
 
         try:
+            same_fold = read_pair_manifest(ckpt.with_suffix(".json")).get("fold") == fold
+        except (IncompleteWriteError, ValueError, KeyError):
+            same_fold = False
+        try:
+            if not same_fold:  # another fold's (or an older version's) checkpoint: never resumed
+                raise IncompleteWriteError("checkpoint of other training cases")
             meta, best_state, opt_state = load_checkpoint(ckpt, model, opt_state, gradnorm=gn)
         except IncompleteWriteError:  # interrupted between the two renames: nothing restored, start again
             pass
@@ -163,7 +179,13 @@ def fit(
             best_auc, best_epoch = mean_auc, epoch
             best_state = nnx.to_pure_dict(nnx.state(model, nnx.Param))  # immutable arrays: no copy needed
         if ckpt is not None:
-            meta = {"epoch": epoch, "history": history, "best_auc": best_auc, "best_epoch": best_epoch}
+            meta = {
+                "epoch": epoch,
+                "history": history,
+                "best_auc": best_auc,
+                "best_epoch": best_epoch,
+                "fold": fold,
+            }
             save_checkpoint(ckpt, model, opt_state, meta, best_state, gradnorm=gn)
         if progress:
             progress(record)

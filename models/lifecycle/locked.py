@@ -177,7 +177,10 @@ class LockedModel:
             rows = frame.loc[ok]
             have = ~rows[comp.columns].isna().any(axis=1).to_numpy()
             if have.any():  # the comparator's pipeline picks its own columns by name
-                values[have] = comp.member.scores(rows.loc[have])
+                try:
+                    values[have] = comp.member.scores(rows.loc[have])
+                except ValueError:  # e.g. too few cases of a new scanner to harmonise: no comparator score
+                    pass
             out[f"score_{name}"] = values
             out[f"predicted_positive_{name}"] = np.where(np.isnan(values), np.nan, values >= comp.threshold)
         return out, not_scored
