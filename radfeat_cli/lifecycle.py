@@ -575,6 +575,7 @@ def survival(
     include_training: bool = typer.Option(
         False, "--include-training", help="Keep training-cohort cases (their scores are apparent)."
     ),
+    task: str | None = typer.Option(None, "--task", help="Fusion-model predictions: the task's score."),
     output: Path = typer.Option(Path("survival"), "--output", "-o", help="Report folder."),
 ) -> None:
     """Survival by the locked model's score: Kaplan–Meier by locked-threshold group with numbers at risk
@@ -600,7 +601,13 @@ def survival(
             columns = [c for c in extra.columns if c not in frame.columns or c == "case_id"]
             frame = frame.merge(extra[columns], on="case_id", how="left")
         analysis = survival_on_scores(
-            frame, time, event, group_by=group_by, adjust=_names(adjust), include_training=include_training
+            frame,
+            time,
+            event,
+            group_by=group_by,
+            adjust=_names(adjust),
+            include_training=include_training,
+            task=task,
         )
     except ValueError as exc:
         error(exc)

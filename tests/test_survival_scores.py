@@ -62,6 +62,11 @@ def test_events_are_read_strictly_and_missing_columns_named():
         event_indicator(pd.Series([0, 1, 2]), "e")
     with pytest.raises(ValueError, match="column 'os_months' is not in the predictions"):
         survival_on_scores(_predictions(), "os_months", "progression")
+    fusion = pd.concat([_predictions().assign(task="egfr"), _predictions(seed=1).assign(task="subtype")])
+    with pytest.raises(ValueError, match="choose one with --task"):
+        survival_on_scores(fusion, "pfs_months", "progression")
+    one = survival_on_scores(fusion, "pfs_months", "progression", task="subtype", include_training=True)
+    assert len(one.data) == 300 and np.allclose(one.data.score, _predictions(seed=1).score)
 
 
 def test_survival_command_joins_follow_up_from_a_table(tmp_path):

@@ -118,10 +118,19 @@ def survival_on_scores(
     group_by: str | None = None,
     adjust: list[str] | None = None,
     include_training: bool = False,
+    task: str | None = None,
 ) -> SurvivalAnalysis:
     """Survival analysis of the ``score`` / ``predicted_positive`` columns of ``frame`` (predictions
-    with follow-up columns ``time`` (e.g. months) and ``event`` (1 = progression / death))."""
+    with follow-up columns ``time`` (e.g. months) and ``event`` (1 = progression / death)). A fusion
+    model's predictions hold one row per case and task: ``task`` picks one (required when several)."""
     adjust = list(adjust or [])
+    if "task" in frame.columns:
+        tasks = sorted(set(frame["task"].astype(str)))
+        if task is None and len(tasks) > 1:
+            raise ValueError(f"the predictions hold tasks {tasks}: choose one with --task")
+        if task is not None and task not in tasks:
+            raise ValueError(f"the predictions hold tasks {tasks}, not {task!r}")
+        frame = frame[frame["task"].astype(str) == (task or tasks[0])]
     for column in (time, event, "score", "predicted_positive", *([group_by] if group_by else []), *adjust):
         if column not in frame.columns:
             raise ValueError(
