@@ -30,6 +30,7 @@ def _run(*args) -> str:
     return " ".join(res.output.split())
 
 
+@pytest.mark.slow  # shares a 30-case extraction (about 40 s) and fits a model
 def test_batch_effect_falls_after_combat_on_the_external_scanner(synth_table, tmp_path):
     _run("batch-effect", synth_table, "--harmonise", "cohort", "--label", "egfr", "-o", tmp_path / "be")
     summary = pd.read_csv(tmp_path / "be" / "summary.csv").set_index("stage")
@@ -42,6 +43,7 @@ def test_batch_effect_falls_after_combat_on_the_external_scanner(synth_table, tm
         assert (tmp_path / "be" / name).stat().st_size > 1000
 
 
+@pytest.mark.slow  # shares a 30-case extraction (about 40 s) and fits a model
 def test_describe_shows_the_planted_links_and_the_cohort_shift(synth_table, tmp_path):
     printed = _run("describe", synth_table, "--by", "egfr", "--by", "cohort", "-o", tmp_path / "d")
     assert "by egfr:" in printed and "by cohort:" in printed
@@ -51,6 +53,7 @@ def test_describe_shows_the_planted_links_and_the_cohort_shift(synth_table, tmp_
     assert {"subtype", "age", "sex", "smoking", "treatment", "cohort"} <= set(t1.variable)
 
 
+@pytest.mark.slow  # shares a 30-case extraction (about 40 s) and fits a model
 def test_fit_predict_survival_on_the_synthetic_cohort(synth_table, tmp_path):
     fast = ["--families", "lr,nb", "--cv", "3x1", "--inner", "3x1", "-q"]
     _run("fit", synth_table, "--label", "egfr", *fast, "--harmonise", "cohort", "-o", tmp_path / "m")
