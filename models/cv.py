@@ -332,6 +332,7 @@ def _fold_task(
     test: np.ndarray,
     tuner: Callable | None,
     fold_features: Callable | None = None,
+    column_filter: Callable | None = None,
 ) -> dict:
     from radfeat.utils.threads import thread_caps
 
@@ -344,6 +345,12 @@ def _fold_task(
         extra = extra.reindex(data.ids).reset_index(drop=True)
         X = pd.concat([data.X.reset_index(drop=True), extra], axis=1)
         fitted_on = getattr(fold_features, "fitted_on", [None])[-1]
+    kept = None
+    if column_filter is not None:  # e.g. robust features: chosen on this outer training part only
+        from models.robustness import select_columns
+
+        kept = column_filter(data.ids[train])
+        X = select_columns(X, kept)
     Xtr, ytr = X.iloc[train].reset_index(drop=True), data.y[train]
     gtr = None if data.groups is None else data.groups[train]
     seed = config.random_state + 1000 * repeat + fold
@@ -377,6 +384,7 @@ def _fold_task(
         "auto_rule": config.auto_rule,
         "inner_oof": {n: np.asarray(v).tolist() for n, v in oof.items()},
         "fold_features_fitted_on": fitted_on,
+        "kept_columns": None if kept is None else len(kept),
     }
 
 
@@ -477,6 +485,7 @@ def cross_validate(
     tuner_name: str = "grid",
     progress: Callable[[dict], None] | None = None,
     fold_features: Callable | None = None,
+    column_filter: Callable | None = None,
 ) -> CVResult:
     """Repeated (and, by default, nested) stratified CV of several model families on one table.
 
@@ -493,6 +502,9 @@ def cross_validate(
     fold_features : callable, optional
         ``fold_features(train_ids, case_ids) -> DataFrame`` of features learned on the outer training
         part (e.g. :class:`models.fold_features.HabitatFoldFeatures`), joined to X in every fold.
+    column_filter : callable, optional
+        ``column_filter(train_ids) -> [feature columns to keep]`` learned on the outer training part
+        (e.g. :class:`models.robustness.FoldStableFeatures`); needs a ``cache_key()`` too.
     """
     from joblib import Parallel, delayed
 
@@ -523,6 +535,8 @@ def cross_validate(
                 "settings (see models.fold_features.HabitatFoldFeatures)"
             )
         fold_key = str(fold_features.cache_key())
+    if column_filter is not None:
+        fold_key += "|filter:" + str(column_filter.cache_key())
     for r, f, tr, te in splits:
         key = _key(data, families, config, r, f, tuner_name, fold_key)
         path = cache / f"fold_r{r}_f{f}_{key}.json" if cache else None
@@ -551,13 +565,15 @@ def cross_validate(
             )
 
     tasks = (
-        delayed(_fold_task)(data, families, config, r, f, tr, te, tuner, fold_features)
+        delayed(_fold_task)(data, families, config, r, f, tr, te, tuner, fold_features, column_filter)
         for r, f, tr, te, _ in todo
     )
     paths = {(r, f): p for r, f, _, _, p in todo}
     if config.n_jobs == 1:
         for r, f, tr, te, path in todo:
-            finish(_fold_task(data, families, config, r, f, tr, te, tuner, fold_features), path)
+            finish(
+                _fold_task(data, families, config, r, f, tr, te, tuner, fold_features, column_filter), path
+            )
     else:
         for res in Parallel(n_jobs=config.n_jobs, return_as="generator_unordered")(tasks):
             finish(res, paths[(res["repeat"], res["fold"])])

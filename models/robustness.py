@@ -21,6 +21,8 @@ __all__ = [
     "read_stable_features",
     "restrict_to_stable",
     "habitat_map_stability",
+    "FoldStableFeatures",
+    "select_columns",
 ]
 
 
@@ -178,3 +180,105 @@ def habitat_map_stability(labels_dir, copies: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+class FoldStableFeatures:
+    """The stable-feature filter recomputed **inside every training fold**: ICC(1,1) of each feature
+    over the perturbed copies of that fold's training cases only (cases absent from the robustness
+    cohort are simply not counted), features at or above ``threshold`` kept.
+
+    ``copies`` is the long table ``radfeat robustness`` writes (``features.parquet``: ``source_case``,
+    ``perturbation`` and the feature columns). Calling it with the training case ids returns the kept
+    columns; sufficient statistics per case (mean and within-case sum of squares over the copies) make
+    a fold's ICCs one vectorised pass.
+    """
+
+    def __init__(self, copies: pd.DataFrame, threshold: float = 0.9, *, source: str = ""):
+        from radfeat.table import feature_columns
+
+        for column in ("source_case", "perturbation"):
+            if column not in copies.columns:
+                raise ValueError(
+                    f"the robustness table has no {column!r} column: give the folder (or features.parquet) "
+                    "written by `radfeat robustness`"
+                )
+        self.threshold = float(threshold)
+        self.source = source
+        self.features = feature_columns(copies)
+        wide = copies.sort_values(["source_case", "perturbation"])
+        cases = wide["source_case"].astype(str)
+        counts = cases.value_counts()
+        self.k = int(counts.max())
+        full = counts[counts == self.k].index
+        wide = wide[cases.isin(full)]
+        self.case_ids = np.asarray(sorted(full), dtype=str)
+        values = wide[self.features].to_numpy(float).reshape(len(self.case_ids), self.k, len(self.features))
+        self.valid = np.isfinite(values).all(axis=1)  # (cases, features): every copy present
+        filled = np.where(np.isfinite(values), values, 0.0)
+        self.means = filled.mean(axis=1)
+        self.within = ((filled - self.means[:, None, :]) ** 2).sum(axis=1)
+        self.fitted_on: list[list[str]] = []
+        self._key = None
+
+    def icc(self, case_ids) -> np.ndarray:
+        """ICC(1,1) per feature over ``case_ids`` (NaN with fewer than 3 usable cases or no spread)."""
+        rows = np.isin(self.case_ids, np.asarray(case_ids, dtype=str))
+        valid = self.valid[rows]
+        means, within = self.means[rows], self.within[rows]
+        n = valid.sum(axis=0).astype(float)
+        k = self.k
+        with np.errstate(all="ignore"):
+            grand = np.where(valid, means, 0.0).sum(axis=0) / n
+            bms = k * np.where(valid, (means - grand) ** 2, 0.0).sum(axis=0) / (n - 1)
+            wms = np.where(valid, within, 0.0).sum(axis=0) / (n * (k - 1))
+            icc = (bms - wms) / (bms + (k - 1) * wms)
+        return np.where((n >= 3) & np.isfinite(icc), icc, np.nan)
+
+    def __call__(self, train_ids) -> list[str]:
+        """The features robust on these training cases.
+
+        Raises
+        ------
+        ValueError
+            When fewer than 3 of them have perturbed copies, or no feature reaches the threshold.
+        """
+        self.fitted_on.append(sorted(map(str, train_ids)))
+        n = int(np.isin(self.case_ids, np.asarray(train_ids, dtype=str)).sum())
+        if n < 3:
+            raise ValueError(
+                f"only {n} of {len(train_ids)} training cases have perturbed copies in "
+                f"{self.source or 'the '}"
+                "robustness table; the ICC needs at least 3: run `radfeat robustness` on the training "
+                "cohort, or give its robust.csv for a fixed list"
+            )
+        icc = self.icc(train_ids)
+        kept = [f for f, v in zip(self.features, icc, strict=True) if np.isfinite(v) and v >= self.threshold]
+        if not kept:
+            raise ValueError(
+                f"no feature reaches ICC ≥ {self.threshold} on these {n} training cases: lower --icc"
+            )
+        return kept
+
+    def cache_key(self) -> str:
+        """Content hash of the copies' statistics and the threshold (keys cached folds)."""
+        if self._key is None:
+            import hashlib
+
+            h = hashlib.sha256()
+            for array in (self.means, self.within, self.valid):
+                h.update(np.ascontiguousarray(array).tobytes())
+            h.update("|".join(self.case_ids).encode() + "|".join(self.features).encode())
+            h.update(f"{self.threshold}|{self.k}|v1".encode())
+            self._key = h.hexdigest()[:16]
+        return self._key
+
+
+def select_columns(X: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
+    """``X`` with only the ``keep`` features; clinical, harmonisation and non-radfeat columns stay."""
+    from models.harmonise import harmoniser_columns
+    from radfeat.table import feature_columns
+
+    radiomics = set(feature_columns(X))
+    passthrough = set(harmoniser_columns(X.columns))
+    kept = set(keep)
+    return X[[c for c in X.columns if c in passthrough or c not in radiomics or c in kept]]

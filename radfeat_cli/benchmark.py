@@ -59,7 +59,8 @@ def benchmark(
     stable_features: Path | None = typer.Option(
         None,
         "--stable-features",
-        help="robust.csv of `radfeat robustness`: use only the features robust at --icc.",
+        help="`radfeat robustness` folder (ICC re-chosen inside every training fold) or its robust.csv (a "
+        "fixed list): use only the features robust at --icc.",
     ),
     icc_threshold: float = typer.Option(
         0.9, "--icc", help="ICC a feature must reach with --stable-features."
@@ -123,10 +124,11 @@ def benchmark(
             from models.leakage import drop_habitat_columns
 
             data = drop_habitat_columns(data, "habitat column (--no-habitat-columns)")
+        column_filter = None
         if stable_features is not None:
-            from models.robustness import restrict_to_stable
+            from radfeat_cli.multicentre import stable_feature_filter
 
-            data = restrict_to_stable(data, stable_features, icc_threshold)
+            data, column_filter = stable_feature_filter(data, stable_features, icc_threshold)
         from models.zoo import get_family
 
         for n in names:
@@ -196,6 +198,7 @@ def benchmark(
                 config,
                 cache_dir=output / "folds",
                 fold_features=hook,
+                column_filter=column_filter,
                 tuner=optuna_tuner,
                 progress=lambda s: progress(
                     {"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True, "cached": s.get("cached")}
@@ -205,7 +208,15 @@ def benchmark(
             error(exc)
             raise typer.Exit(EXIT_USAGE) from None
     paths = write_report(result, output, reference=reference, dropped=data.dropped, notes=data.notes)
-    stable = {"file": str(stable_features), "icc": icc_threshold} if stable_features is not None else None
+    stable = (
+        {
+            "file": str(stable_features),
+            "icc": icc_threshold,
+            "chosen": "inside every training fold" if column_filter is not None else "fixed list",
+        }
+        if stable_features is not None
+        else None
+    )
     _write_run(
         output,
         table,

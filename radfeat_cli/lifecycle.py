@@ -60,7 +60,8 @@ def fit(
     stable_features: Path | None = typer.Option(
         None,
         "--stable-features",
-        help="robust.csv of `radfeat robustness`: use only the features robust at --icc.",
+        help="`radfeat robustness` folder (ICC re-chosen inside every training fold) or its robust.csv (a "
+        "fixed list): use only the features robust at --icc.",
     ),
     icc_threshold: float = typer.Option(
         0.9, "--icc", help="ICC a feature must reach with --stable-features."
@@ -135,10 +136,11 @@ def fit(
             from models.leakage import drop_habitat_columns
 
             data = drop_habitat_columns(data, "habitat column (--no-habitat-columns)")
+        column_filter = None
         if stable_features is not None:
-            from models.robustness import restrict_to_stable
+            from radfeat_cli.multicentre import stable_feature_filter
 
-            data = restrict_to_stable(data, stable_features, icc_threshold)
+            data, column_filter = stable_feature_filter(data, stable_features, icc_threshold)
         folds, repeats = parse_folds(cv)
         inner_folds, inner_repeats = parse_folds(inner, "--inner")
         config = CVConfig(
@@ -212,6 +214,7 @@ def fit(
                 comparators=comps,
                 tuner=optuna_tuner,
                 fold_features=hook,
+                column_filter=column_filter,
                 cache_dir=output.with_name(output.name + ".work") / "folds",
                 progress=lambda s: progress({"case_id": f"r{s['repeat']}f{s['fold']}", "ok": True}),
             )
@@ -222,11 +225,13 @@ def fit(
     if harmonise:
         model.card["table"]["harmonise"] = {"batch": harmonise, "protect": _names(protect)}
     if stable_features is not None:
+        source = stable_features / "features.parquet" if stable_features.is_dir() else stable_features
         model.card["table"]["stable_features"] = {
-            "file": stable_features.name,
-            "sha256": file_digest(stable_features),
+            "file": source.name,
+            "sha256": file_digest(source),
             "icc": icc_threshold,
-            "n_kept": int(data.X.shape[1]),
+            "chosen": "inside every training fold" if column_filter is not None else "fixed list",
+            "n_kept": len(model.features),
         }
     model.card["training"]["table"] = table.name
     model.card["training"]["cohort_column"] = (

@@ -315,3 +315,28 @@ def robustness(
         )
     for f in failures:
         err.print(f"left out: {f['case_id']}: {f['error']}", markup=False)
+
+
+def stable_feature_filter(data, path: Path, threshold: float):
+    """``(data, column_filter)`` for ``--stable-features PATH``: a ``radfeat robustness`` folder (or its
+    ``features.parquet``) gives a filter recomputed inside every training fold; a ``robust.csv`` a fixed
+    list applied now (chosen on the whole robustness cohort, without labels)."""
+    import pandas as pd
+
+    from models.robustness import FoldStableFeatures, restrict_to_stable
+
+    if path.is_dir():
+        path = path / "features.parquet"
+    if path.suffix == ".parquet":
+        if not path.is_file():
+            raise ValueError(f"{path} not found: give the folder written by `radfeat robustness`")
+        copies = pd.read_parquet(path)
+        if copies.index.name and copies.index.name not in copies.columns:
+            copies = copies.reset_index()
+        column_filter = FoldStableFeatures(copies, threshold, source=str(path))
+        data.notes.append(
+            f"--stable-features {path}: features with ICC(1,1) ≥ {threshold} over the perturbed copies of "
+            "each training fold's cases (recomputed inside every fold)"
+        )
+        return data, column_filter
+    return restrict_to_stable(data, path, threshold), None

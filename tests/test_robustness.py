@@ -301,3 +301,109 @@ def test_habitat_features_and_maps_under_perturbation(tmp_path):
     dice = stability.filter(like="dice_hab")
     assert dice.shape[1] >= 2 and ((dice >= 0) & (dice <= 1)).all().all()
     assert "habitat maps: adjusted Rand" in " ".join(res.output.split())
+
+
+def test_stable_features_are_rechosen_inside_every_training_fold():
+    """The fold-wise filter's ICC equals ICC(1,1) of the same cases, and cross-validation calls it on
+    each outer training part only."""
+    from models.cv import CVConfig, cross_validate, outer_splits
+    from models.data import load_dataset
+    from models.robustness import FoldStableFeatures
+
+    rng = np.random.default_rng(1)
+    n, k = 60, 3
+    names = [f"ct_tumour_original_firstorder_F{i}" for i in range(6)]
+    noise = np.array([0.05, 0.1, 0.3, 0.6, 1.0, 2.0])  # F0 robust … F5 not
+    truth = rng.normal(size=(n, len(names)))
+    copies = pd.DataFrame(
+        [
+            {
+                "source_case": f"P{i}",
+                "perturbation": c,
+                **dict(zip(names, truth[i] + rng.normal(0, noise), strict=True)),
+            }
+            for i in range(n)
+            for c in range(k)
+        ]
+    )
+    filt = FoldStableFeatures(copies, threshold=0.9)
+    subset = [f"P{i}" for i in range(0, n, 2)]
+    part = copies[copies.source_case.isin(subset)]
+    ref = feature_icc(part, names)
+    np.testing.assert_allclose(filt.icc(subset), ref.icc.to_numpy(), rtol=1e-10)
+    assert filt(subset) == [f for f, v in zip(names, ref.icc, strict=True) if v >= 0.9]
+    y = (truth[:, 0] + rng.normal(0, 1, n) > 0).astype(int)
+    table = pd.DataFrame(truth, columns=names).assign(case_id=[f"P{i}" for i in range(n)], egfr=y)
+    data = load_dataset(table, "egfr")
+    result = cross_validate(
+        data, ["lr"], CVConfig(n_splits=3, n_repeats=1, inner_splits=3, inner_repeats=1), column_filter=filt
+    )
+    trains = [sorted(data.ids[tr]) for _, _, tr, _ in outer_splits(data, 3, 1, 0)]
+    assert filt.fitted_on[-3:] == trains  # each outer training part, never a test case
+    assert all(f["kept_columns"] in (2, 3) for f in result.folds)
+
+
+def test_the_robustness_folder_gives_fold_wise_stable_features_in_fit(tmp_path):
+    from radfeat.synth import make_cohort
+
+    manifest = make_cohort(tmp_path / "c", n_cases=12, seed=3, external_fraction=0)
+    (tmp_path / "fast.yaml").write_text(FAST)
+    res = runner.invoke(
+        app,
+        [
+            "robustness",
+            str(manifest),
+            "-n",
+            "2",
+            "--settings",
+            str(tmp_path / "fast.yaml"),
+            "-o",
+            str(tmp_path / "rob"),
+            "-q",
+            "-j",
+            "2",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    robust = pd.read_csv(tmp_path / "rob" / "robust.csv")
+    copies = pd.read_parquet(tmp_path / "rob" / "features.parquet").reset_index()
+    first = copies[copies.perturbation == 0]
+    table = first[list(robust.feature)].assign(
+        case_id=first.source_case.to_numpy(), egfr=pd.read_csv(manifest).egfr.to_numpy()
+    )
+    table.to_csv(tmp_path / "t.csv", index=False)
+    res = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "t.csv"),
+            "--label",
+            "egfr",
+            "--families",
+            "lr,nb",
+            "--cv",
+            "3x1",
+            "--inner",
+            "3x1",
+            "--stable-features",
+            str(tmp_path / "rob"),
+            "--icc",
+            "0.8",
+            "-q",
+            "-o",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["table"]["stable_features"]["chosen"] == "inside every training fold"
+    from models.robustness import FoldStableFeatures
+
+    final = FoldStableFeatures(copies, 0.8)(list(table.case_id))  # the final model: all training cases
+    assert [f for f in card["features"] if f.startswith(("ct_", "pet_"))] == [
+        f for f in robust.feature if f in final
+    ]
+    # too few training cases with copies: a clear refusal, not an empty model
+    few = FoldStableFeatures(copies, 0.8, source="rob")
+    with pytest.raises(ValueError, match="only 2 of 2 training cases have perturbed copies"):
+        few(list(table.case_id[:2]))

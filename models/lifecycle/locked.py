@@ -252,6 +252,7 @@ def fit_locked(
     cache_dir=None,
     progress: Callable[[dict], None] | None = None,
     fold_features: Callable | None = None,
+    column_filter: Callable | None = None,
 ) -> tuple[LockedModel, CVResult]:
     """Tune, estimate, threshold and refit on the training cases of ``data`` (see the module docstring).
 
@@ -271,6 +272,9 @@ def fit_locked(
         Features learned from data (habitats) refitted inside every CV training fold for the estimate
         (:class:`models.fold_features.HabitatFoldFeatures`); the final model uses the table's own
         columns, learned on the training cohort.
+    column_filter : callable, optional
+        Columns chosen on training cases (:class:`models.robustness.FoldStableFeatures`): re-chosen in
+        every CV training fold for the estimate and on all training cases for the final model.
     """
     from models.thresholds import locked_threshold
 
@@ -296,6 +300,7 @@ def fit_locked(
         tuner=tuner,
         progress=progress,
         fold_features=fold_features,
+        column_filter=column_filter,
     )
     estimates = {name: _cv_estimate(cv, name) for name in [family, *comparators]}
     oof = cv.case_scores(family)
@@ -322,6 +327,10 @@ def fit_locked(
                 "train) and extract again, or drop the habitat columns (--no-habitat-columns)",
             )
     X, y, groups = data.X.reset_index(drop=True), data.y, data.groups
+    if column_filter is not None:
+        from models.robustness import select_columns
+
+        X = select_columns(X, column_filter(data.ids))
     tuned = tune_families(X, y, groups, tuned_families, config, config.random_state, tuner)
     pipes = fit_tuned(tuned, X, y)
     if family == AUTO:
