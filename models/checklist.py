@@ -57,6 +57,14 @@ class StudyEvidence:
             return str(path)
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A report table; an empty file (e.g. no cohort with both classes) reads as an empty frame."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def gather_evidence(folder: str | Path, max_depth: int = 4) -> StudyEvidence:
     """Find radfeat outputs under ``folder`` (feature tables with provenance, model folders, benchmark,
     evaluation, batch-effect, description and survival reports)."""
@@ -86,16 +94,16 @@ def gather_evidence(folder: str | Path, max_depth: int = 4) -> StudyEvidence:
             if run.get("command") == "benchmark":
                 ev.benchmarks.append((path, run))
         elif name == "metrics.csv" and (path.parent / "comparisons.csv").is_file():
-            ev.evaluations.append((path, pd.read_csv(path)))
+            ev.evaluations.append((path, _read_csv(path)))
         elif name == "summary.csv" and (path.parent / "pca.png").is_file():
-            ev.batch_effects.append((path, pd.read_csv(path)))
+            ev.batch_effects.append((path, _read_csv(path)))
         elif name.startswith("table1_") and name.endswith(".csv"):
             ev.descriptions.append(path)
         elif name == "interaction.csv" or (name == "logrank.csv" and (path.parent / "cox.csv").is_file()):
             if path.parent not in ev.survival:
                 ev.survival.append(path.parent)
         elif name == "summary.csv" and (path.parent / "robust.csv").is_file():
-            ev.robustness.append((path, pd.read_csv(path)))
+            ev.robustness.append((path, _read_csv(path)))
         elif name == "results.csv" and (path.parent / "variants").is_dir():
             ev.fusion.append(path)
     return ev
@@ -349,7 +357,7 @@ def _model_items(ev: StudyEvidence) -> list[dict]:
                 ev.rel(path),
             )
         )
-    if ev.batch_effects:
+    if ev.batch_effects and not ev.batch_effects[0][1].empty:
         path, summary = ev.batch_effects[0]
         s = summary.set_index("stage")
         key = "location effect (q < 0.05)"
@@ -379,6 +387,17 @@ def _evaluation_items(ev: StudyEvidence) -> list[dict]:
         ]
     path, m = ev.evaluations[0]
     where = ev.rel(path)
+    if m.empty or "cohort" not in m.columns:
+        return [
+            _item(
+                "External validation",
+                "CLEAR, METRICS",
+                PARTLY,
+                "the evaluation has no cohort with both classes",
+                where,
+            ),
+            _item("Calibration", "CLEAR, METRICS", PARTLY, "not estimable", where),
+        ]
     model = m[m["model"] == "model"] if "model" in m.columns else m
     held = model[~model.get("apparent", pd.Series(False, index=model.index)).astype(bool)]
     held = held[held["cohort"] != "all held-out cases"] if "cohort" in held.columns else held
@@ -463,7 +482,7 @@ def fill_checklist(ev: StudyEvidence) -> pd.DataFrame:
                 ev.rel(ev.fusion[0]),
             )
         )
-    if ev.robustness:
+    if ev.robustness and not ev.robustness[0][1].empty:
         path, summary = ev.robustness[0]
         total = summary.iloc[-1]
         stable = [c for _, c in ev.cards if (c.get("table") or {}).get("stable_features")]
