@@ -482,6 +482,8 @@ def test_tests_of_radfeat_describe_match_r_help_examples():
     chi = st.chisq_test([[762, 327, 468], [484, 239, 477]])
     assert chi.statistic == pytest.approx(30.07, abs=5e-3) and chi.extra["df"] == 2
     assert chi.p_value == pytest.approx(2.954e-07, rel=5e-4)
+    # Cramér's V from R's printed X-squared: sqrt(30.07 / (2757 * (2 - 1)))
+    assert chi.extra["cramers_v"] == pytest.approx(np.sqrt(30.070149 / 2757), abs=1e-6)
     tea = st.chisq_test([[3, 1], [1, 3]])
     assert tea.statistic == pytest.approx(0.5, abs=1e-12) and tea.p_value == pytest.approx(0.4795, abs=5e-5)
 
