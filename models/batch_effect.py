@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from models import stats as st
+from models.results import benjamini_hochberg
 
 __all__ = [
-    "benjamini_hochberg",
     "feature_batch_tests",
     "batch_separability",
     "BatchEffect",
@@ -29,11 +30,6 @@ __all__ = [
 
 #: FDR level at which a feature counts as batch-affected.
 ALPHA = 0.05
-
-
-def benjamini_hochberg(p_values) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (q), as R's ``p.adjust(p, "BH")``."""
-    return stats.false_discovery_control(np.asarray(p_values, float), method="bh")
 
 
 def feature_batch_tests(X: pd.DataFrame, batch: np.ndarray) -> pd.DataFrame:
@@ -49,13 +45,12 @@ def feature_batch_tests(X: pd.DataFrame, batch: np.ndarray) -> pd.DataFrame:
         values = X[col].to_numpy(dtype=float)
         groups = [values[(batch == b) & ~np.isnan(values)] for b in levels]
         groups = [g for g in groups if len(g)]
-        n = sum(len(g) for g in groups)
         if len(groups) < 2 or np.nanstd(values) == 0:
             rows.append((col, 0.0, 1.0, 0.0))
             continue
         with np.errstate(all="ignore"):
-            h, p = stats.kruskal(*groups)
-        rows.append((col, float(h), float(p), float(h / (n - 1)) if n > 1 else 0.0))
+            res = st.kruskal_test(*groups)
+        rows.append((col, res.statistic, res.p_value, res.extra["epsilon_squared"]))
     out = pd.DataFrame(rows, columns=["feature", "kruskal_h", "p_location", "epsilon_squared"])
     out["p_location"] = out["p_location"].fillna(1.0)
     out["q_location"] = benjamini_hochberg(out["p_location"].to_numpy()) if len(out) else []

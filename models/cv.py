@@ -105,11 +105,19 @@ def split_strata(X: pd.DataFrame, y: np.ndarray, n_splits: int) -> np.ndarray:
     batch = batch_columns(getattr(X, "columns", []))
     if not batch:
         return y
-    labels = X[batch[0]].astype(str).to_numpy()
-    cells = np.char.add(np.char.add(y.astype(str), "|"), labels.astype(str))
+    return pooled_strata(y, X[batch[0]].astype(str).to_numpy(), n_splits=n_splits)
+
+
+def pooled_strata(first, *others, n_splits: int) -> np.ndarray:
+    """Stratification cells ``first|other|…`` (e.g. label × batch, or the labels of several tasks);
+    cells with fewer than ``n_splits`` cases are pooled by ``first`` (``first|*``)."""
+    first = np.asarray(first).astype(str)
+    cells = first
+    for other in others:
+        cells = np.char.add(np.char.add(cells, "|"), np.asarray(other).astype(str))
     values, counts = np.unique(cells, return_counts=True)
-    small = set(values[counts < n_splits])
-    return np.where(np.isin(cells, list(small)), np.char.add(y.astype(str), "|*"), cells)
+    small = np.isin(cells, values[counts < n_splits])
+    return np.where(small, np.char.add(first, "|*"), cells)
 
 
 def outer_splits(data: Dataset, n_splits: int, n_repeats: int, random_state: int = 0):

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from models import stats as st
-from models.batch_effect import benjamini_hochberg
+from models.results import benjamini_hochberg
+from models.results import format_p as _fmt_p
 
 __all__ = [
     "FEATURE_GROUPS",
@@ -121,12 +122,9 @@ def _eta_squared(groups: list[np.ndarray]) -> float:
 
 
 def _epsilon_squared(groups: list[np.ndarray]) -> float:
-    from scipy import stats
-
-    n = sum(len(g) for g in groups)
     if len({float(v) for g in groups for v in g}) < 2:
         return float("nan")
-    return float(stats.kruskal(*groups).statistic / (n - 1))
+    return st.kruskal_test(*groups).extra["epsilon_squared"]
 
 
 def _cramers_v(codes: np.ndarray, groups: np.ndarray) -> float:
@@ -134,6 +132,18 @@ def _cramers_v(codes: np.ndarray, groups: np.ndarray) -> float:
     if min(table.shape) < 2:
         return float("nan")
     return st.chisq_test(table, correct=False).extra["cramers_v"]
+
+
+def _result(test, statistic, p, effect, effect_size, ci_low, ci_high) -> dict:
+    return {
+        "test": test,
+        "statistic": statistic,
+        "p": p,
+        "effect": effect,
+        "effect_size": effect_size,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+    }
 
 
 def compare_variable(
@@ -144,8 +154,7 @@ def compare_variable(
     keep = values.notna().to_numpy() & groups.notna().to_numpy()
     values, groups = values[keep], groups[keep]
     levels = _levels(groups)
-    out = {"test": "", "statistic": np.nan, "p": np.nan, "effect": "", "effect_size": np.nan}
-    out.update(ci_low=np.nan, ci_high=np.nan)
+    out = _result("", np.nan, np.nan, "", np.nan, np.nan, np.nan)  # not testable: the reason as "test"
     if len(levels) < 2:
         return {**out, "test": "one group only"}
     if _is_numeric(values):
@@ -155,54 +164,36 @@ def compare_variable(
         if len(levels) == 2:
             if parametric:
                 res = st.welch_t_test(parts[1], parts[0])
-                return {
-                    **out,
-                    "test": "Welch t-test",
-                    "statistic": res.statistic,
-                    "p": res.p_value,
-                    "effect": f"mean difference ({levels[1]} − {levels[0]})",
-                    "effect_size": res.extra["estimate"],
-                    "ci_low": res.extra["ci_lower"],
-                    "ci_high": res.extra["ci_upper"],
-                }
+                return _result(
+                    "Welch t-test",
+                    res.statistic,
+                    res.p_value,
+                    f"mean difference ({levels[1]} − {levels[0]})",
+                    res.extra["estimate"],
+                    res.extra["ci_lower"],
+                    res.extra["ci_upper"],
+                )
             res = st.mann_whitney_test(parts[1], parts[0])
             y = np.r_[np.ones(len(parts[1])), np.zeros(len(parts[0]))]
             auc = st.roc_auc(y, np.r_[parts[1], parts[0]])
-            return {
-                **out,
-                "test": "Mann-Whitney U",
-                "statistic": res.statistic,
-                "p": res.p_value,
-                "effect": f"AUC = P({levels[1]} > {levels[0]})",
-                "effect_size": auc.auc,
-                "ci_low": auc.ci_lower,
-                "ci_high": auc.ci_upper,
-            }
+            return _result(
+                "Mann-Whitney U",
+                res.statistic,
+                res.p_value,
+                f"AUC = P({levels[1]} > {levels[0]})",
+                auc.auc,
+                auc.ci_lower,
+                auc.ci_upper,
+            )
         if parametric:
             res = st.welch_anova(*parts)
             lo, hi = _bootstrap(parts, _eta_squared, seed)
-            return {
-                **out,
-                "test": "Welch ANOVA",
-                "statistic": res.statistic,
-                "p": res.p_value,
-                "effect": "η²",
-                "effect_size": _eta_squared(parts),
-                "ci_low": lo,
-                "ci_high": hi,
-            }
+            return _result("Welch ANOVA", res.statistic, res.p_value, "η²", _eta_squared(parts), lo, hi)
         res = st.kruskal_test(*parts)
         lo, hi = _bootstrap(parts, _epsilon_squared, seed)
-        return {
-            **out,
-            "test": "Kruskal-Wallis",
-            "statistic": res.statistic,
-            "p": res.p_value,
-            "effect": "ε²",
-            "effect_size": res.extra["epsilon_squared"],
-            "ci_low": lo,
-            "ci_high": hi,
-        }
+        return _result(
+            "Kruskal-Wallis", res.statistic, res.p_value, "ε²", res.extra["epsilon_squared"], lo, hi
+        )
     codes = values.astype(str).to_numpy()
     table = pd.crosstab(codes, groups.astype(str).to_numpy()).to_numpy()
     if table.shape[0] < 2:
@@ -210,16 +201,15 @@ def compare_variable(
     if table.shape == (2, 2):
         res = st.fisher_test(table)
         row_levels = sorted(set(codes))
-        return {
-            **out,
-            "test": "Fisher's exact test",
-            "statistic": res.statistic,
-            "p": res.p_value,
-            "effect": f"odds ratio of {row_levels[1]} ({levels[1]} vs {levels[0]})",
-            "effect_size": res.extra["odds_ratio"],
-            "ci_low": res.extra["ci_lower"],
-            "ci_high": res.extra["ci_upper"],
-        }
+        return _result(
+            "Fisher's exact test",
+            res.statistic,
+            res.p_value,
+            f"odds ratio of {row_levels[1]} ({levels[1]} vs {levels[0]})",
+            res.extra["odds_ratio"],
+            res.extra["ci_lower"],
+            res.extra["ci_upper"],
+        )
     res = st.chisq_test(table, correct=False)
     test, p = "Pearson's χ²", res.p_value
     labels = groups.astype(str).to_numpy()
@@ -233,16 +223,7 @@ def compare_variable(
         ),
         seed,
     )
-    return {
-        **out,
-        "test": test,
-        "statistic": res.statistic,
-        "p": p,
-        "effect": "Cramér's V",
-        "effect_size": res.extra["cramers_v"],
-        "ci_low": lo,
-        "ci_high": hi,
-    }
+    return _result(test, res.statistic, p, "Cramér's V", res.extra["cramers_v"], lo, hi)
 
 
 def _chi2(table: np.ndarray) -> float:
@@ -387,12 +368,6 @@ def describe(
     if not columns:
         out.notes.append(f"no feature column matches the groups {list(groups)}")
     return out
-
-
-def _fmt_p(p: float) -> str:
-    if p is None or not np.isfinite(p):
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _fmt_effect(row) -> str:

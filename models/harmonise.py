@@ -78,7 +78,7 @@ def label_batch_association(y, batch) -> dict:
     Returns ``{"test", "p", "prevalence": {batch: share positive}, "n": {batch: cases}, "warning"}``
     (``warning`` is a sentence when p < 0.05, else None).
     """
-    from scipy import stats
+    from models import stats as st
 
     y = np.asarray(y).astype(int)
     batch = np.asarray(batch).astype(str)
@@ -88,9 +88,9 @@ def label_batch_association(y, batch) -> dict:
     if len(levels) < 2 or (table.sum(axis=0) == 0).any():
         test, p = "none", 1.0
     elif len(levels) == 2:
-        test, p = "Fisher's exact test", float(stats.fisher_exact(table).pvalue)
+        test, p = "Fisher's exact test", st.fisher_test(table).p_value
     else:
-        test, p = "Pearson's chi-squared test", float(stats.chi2_contingency(table, correction=False).pvalue)
+        test, p = "Pearson's chi-squared test", st.chisq_test(table, correct=False).p_value
     warning = None
     if p < 0.05:
         shown = ", ".join(f"{b} {v:.0%}" for b, v in prevalence.items())
@@ -184,13 +184,13 @@ class ComBatHarmoniser(TransformerMixin, BaseEstimator):
             )
         values = X[features].to_numpy(dtype=float) if features else np.zeros((len(X), 0))
         with np.errstate(all="ignore"):
-            self.fill_ = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0) if features else np.zeros(0)
+            fill = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0) if features else np.zeros(0)
             spread = np.nanstd(values, axis=0) if features else np.zeros(0)
-        keep = np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(self.fill_)))
+        keep = np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(fill)))
         self.features_ = features
         self.harmonised_ = [f for f, k in zip(features, keep, strict=True) if k]
         self.passthrough_ = [f for f, k in zip(features, keep, strict=True) if not k]
-        self.harmonised_fill_ = self.fill_[keep]
+        self.harmonised_fill_ = fill[keep]  # training medians of the adjusted features
         self.batches_ = [str(b) for b in labels]
         self.batch_counts_ = {str(b): int(n) for b, n in zip(labels, counts, strict=True)}
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)

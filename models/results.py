@@ -3,7 +3,8 @@
 :func:`result_row` gives, on case-level predictions, the AUC with its DeLong 95 % CI,
 ACC/SEN/SPEC/PPV/NPV with Wilson CIs at thresholds learned on training data (the case's ``margin`` to
 its folds' training thresholds, :mod:`models.thresholds`), the Brier score and the paired DeLong test
-against a reference model declared in advance. :func:`holm` adjusts a family of p-values.
+against a reference model declared in advance. :func:`holm` and :func:`benjamini_hochberg` adjust a
+family of p-values; :func:`format_p` prints one in a report.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from models import stats
 
-__all__ = ["result_row", "holm", "METRICS"]
+__all__ = ["result_row", "holm", "benjamini_hochberg", "format_p", "METRICS"]
 
 #: Threshold metrics reported (each with a Wilson 95 % CI).
 METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv")
@@ -28,6 +29,20 @@ def holm(p_values) -> np.ndarray:
     if ok.any():
         out[ok] = multipletests(p[ok], method="holm")[1]
     return out
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q), as R's ``p.adjust(p, "BH")``."""
+    from scipy import stats as sps
+
+    return sps.false_discovery_control(np.asarray(p_values, float), method="bh")
+
+
+def format_p(p) -> str:
+    """A p-value as a report prints it: ``<0.001``, three decimals, or ``—`` when missing."""
+    if p is None or not np.isfinite(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def result_row(y, score, margin=None, reference_score=None) -> dict[str, float]:

@@ -239,13 +239,17 @@ def write_perturbed_cohort(
     """Write ``n_perturbations`` perturbed copies of every case of ``manifest`` (NIfTI, PET in SUV) and
     their manifest ``perturbed_manifest.csv`` (``case_id`` = ``<case>__p<k>``, ``source_case``,
     ``perturbation`` and what was done); return ``(manifest path, failures)``. A case that cannot be
-    read or perturbed is listed in ``failures`` (``case_id``, ``error``) and the rest go on; copies
-    already written are reused (a rerun resumes)."""
+    read or perturbed is listed in ``failures`` (``case_id``, ``error``) and the rest go on. A copy is
+    reused (a rerun resumes) only when its record's key matches: the chain, the seed, the case's row
+    position and input files (:func:`radfeat.case.input_fingerprint`) and the mask label; otherwise it is
+    drawn again."""
+    import hashlib
+    import json
     from pathlib import Path
 
     import pandas as pd
 
-    from radfeat.case import load_case
+    from radfeat.case import input_fingerprint, load_case, mask_label_for
     from radfeat.errors import RadfeatError
     from radfeat.manifest import load_manifest
     from radfeat.utils.atomic import write_image, write_text
@@ -260,7 +264,13 @@ def write_perturbed_cohort(
             for k in range(n_perturbations):
                 paths = {m: folder / f"p{k}_{m}.nii.gz" for m in ("ct", "mask", "pet")}
                 record = folder / f"p{k}.json"
-                if not record.is_file():
+                key = hashlib.sha256(
+                    json.dumps(
+                        [chain, seed, index, k, input_fingerprint(row), mask_label_for(row, settings), 1]
+                    ).encode()
+                ).hexdigest()[:16]
+                stored = json.loads(record.read_text()) if record.is_file() else {}
+                if stored.get("key") != key:
                     case = case or load_case(row, settings)
                     rng = np.random.default_rng([seed, index, k])
                     ct, mask, pet, done = perturb_case(case.ct, case.mask, case.pet, rng, chain)
@@ -268,8 +278,11 @@ def write_perturbed_cohort(
                     write_image(mask, paths["mask"])
                     if pet is not None:
                         write_image(sitk.Cast(pet, sitk.sitkFloat32), paths["pet"])
-                    write_text(pd.Series(done.__dict__).to_json(), record)
-                done = pd.read_json(record, typ="series")
+                    elif paths["pet"].exists():
+                        paths["pet"].unlink()  # a stale PET copy of an earlier draw
+                    stored = {"key": key, "done": done.__dict__}
+                    write_text(json.dumps(stored), record)
+                done = stored["done"]
                 rows.append(
                     {
                         "case_id": f"{cid}__p{k}",
@@ -280,7 +293,7 @@ def write_perturbed_cohort(
                         "pet": str(paths["pet"].relative_to(out)) if paths["pet"].is_file() else "",
                         "pet_units": "SUV" if paths["pet"].is_file() else "",
                         "chain": chain,
-                        **{f"perturb_{key}": str(value) for key, value in done.items()},
+                        **{f"perturb_{name}": str(value) for name, value in done.items()},
                     }
                 )
         except (RadfeatError, RuntimeError, ValueError, OSError) as exc:

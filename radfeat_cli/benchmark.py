@@ -12,6 +12,7 @@ from radfeat_cli.common import (
     err,
     error,
     out,
+    split_names,
 )
 
 app = typer.Typer()
@@ -109,8 +110,8 @@ def benchmark(
             n_jobs=jobs,
             random_state=seed,
         )
-        clinical_names = [c.strip() for c in (clinical or "").split(",") if c.strip()]
-        protect_names = [c.strip() for c in (protect or "").split(",") if c.strip()]
+        clinical_names = split_names(clinical)
+        protect_names = split_names(protect)
         data = load_dataset(
             table,
             label,

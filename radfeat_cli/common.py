@@ -143,3 +143,18 @@ class Progress:
     def __exit__(self, *exc) -> None:
         if not self.quiet:
             self.bar.stop()
+
+
+def split_names(text: str | None) -> list[str]:
+    """A comma-separated option (``"age, sex"``) as names (``["age", "sex"]``); empty for ``None``."""
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
+def read_table(path):
+    """``(frame, provenance)`` of a radfeat table or a foreign CSV/Parquet, ``case_id`` as a column."""
+    from models.data import read_feature_table
+
+    frame, provenance = read_feature_table(path)
+    if frame.index.name and frame.index.name not in frame.columns:
+        frame = frame.reset_index()
+    return frame, provenance

@@ -7,23 +7,18 @@ from pathlib import Path
 
 import typer
 
-from radfeat_cli.common import EXIT_DATA, EXIT_USAGE, Progress, err, error, out
+from radfeat_cli.common import (
+    EXIT_DATA,
+    EXIT_USAGE,
+    Progress,
+    err,
+    error,
+    out,
+    read_table,
+    split_names,
+)
 
 app = typer.Typer()
-
-
-def _read_table(path: Path):
-    """(frame, provenance) of a radfeat table or a foreign CSV/Parquet, ``case_id`` as a column."""
-    from models.data import read_feature_table
-
-    frame, provenance = read_feature_table(path)
-    if frame.index.name and frame.index.name not in frame.columns:
-        frame = frame.reset_index()
-    return frame, provenance
-
-
-def _names(text: str | None) -> list[str]:
-    return [c.strip() for c in (text or "").split(",") if c.strip()]
 
 
 @app.command()
@@ -103,7 +98,7 @@ def fit(
         error(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)")
         raise typer.Exit(EXIT_USAGE)
     try:
-        frame, provenance = _read_table(table)
+        frame, provenance = read_table(table)
         if cohort_column in frame.columns:
             cohorts = frame[cohort_column].astype(str)
             if train not in set(cohorts):
@@ -120,7 +115,7 @@ def fit(
             )
         frame.attrs["radfeat"] = provenance
         data_columns = set(frame.columns)
-        clinical_names = [c.strip() for c in (clinical or "").split(",") if c.strip()]
+        clinical_names = split_names(clinical)
         data = load_dataset(
             frame,
             label,
@@ -130,7 +125,7 @@ def fit(
             clinical=clinical_names or None,
             name=table.name.split(".")[0],
             harmonise=harmonise,
-            protect=_names(protect) or None,
+            protect=split_names(protect) or None,
         )
         if no_habitat_columns:
             from models.leakage import drop_habitat_columns
@@ -223,7 +218,7 @@ def fit(
             raise typer.Exit(EXIT_USAGE) from None
     model.card.setdefault("table", {})["clinical"] = clinical_names or None
     if harmonise:
-        model.card["table"]["harmonise"] = {"batch": harmonise, "protect": _names(protect)}
+        model.card["table"]["harmonise"] = {"batch": harmonise, "protect": split_names(protect)}
     if stable_features is not None:
         source = stable_features / "features.parquet" if stable_features.is_dir() else stable_features
         model.card["table"]["stable_features"] = {
@@ -277,7 +272,7 @@ def score_source(
     from models.lifecycle.apply import predict_frame
     from radfeat.extract import extract_table
 
-    frame, provenance = _read_table(source)
+    frame, provenance = read_table(source)
     failures: list[dict] = []
     if _looks_like_manifest(frame, model.card):
         settings = (model.card.get("table") or {}).get("settings")
@@ -307,7 +302,7 @@ def score_source(
             }
             for f in result.summary.failures
         ]
-        frame, provenance = _read_table(features_path)
+        frame, provenance = read_table(features_path)
     scored, not_scored = predict_frame(
         model, frame, provenance, source=str(source), batch_column=batch_column
     )
@@ -455,7 +450,7 @@ def _predict_fusion(
                     progress=progress,
                     habitat_model=habitat_dir if habitat_dir.is_dir() else None,
                 )
-        frame, provenance = _read_table(table)
+        frame, provenance = read_table(table)
         check_table(locked.card, provenance, frame.columns, source=str(table))
     failures: list[dict] = []
     groups = sorted({g for m in locked.members for g in m.prep.group_names_})
@@ -599,7 +594,7 @@ def survival(
     frame = pd.read_csv(predictions, dtype={"case_id": str})
     try:
         if table is not None:
-            extra, _ = _read_table(table)
+            extra, _ = read_table(table)
             if "case_id" not in extra.columns:
                 raise ValueError(f"{table} has no case_id column to join on")
             extra = extra.assign(case_id=extra["case_id"].astype(str))
@@ -610,7 +605,7 @@ def survival(
             time,
             event,
             group_by=group_by,
-            adjust=_names(adjust),
+            adjust=split_names(adjust),
             include_training=include_training,
             task=task,
         )

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import typer
 
-from radfeat_cli.common import EXIT_USAGE, err, error, out
+from radfeat_cli.common import EXIT_USAGE, err, error, out, read_table, split_names
 
 app = typer.Typer()
-
-
-def names(text: str | None) -> list[str]:
-    """``"age, sex"`` → ``["age", "sex"]``."""
-    return [c.strip() for c in (text or "").split(",") if c.strip()]
 
 
 def warn_confounding(data) -> None:
@@ -80,7 +75,7 @@ def batch_effect(
             frame if frame is not None else table,
             label or "_no_label",
             harmonise=harmonise,
-            protect=names(protect) or None,
+            protect=split_names(protect) or None,
             name=table.name.split(".")[0],
         )
         write_batch_effect(data, output)
@@ -117,22 +112,19 @@ def describe(
 
     Example: radfeat describe features.parquet --by egfr --by subtype --by cohort -o describe/
     """
-    from models.data import read_feature_table
     from models.describe import describe as run_describe
     from models.describe import write_description
 
     if not table.is_file():
         error(f"table not found: {table} (give a radfeat table or a CSV/Parquet file)")
         raise typer.Exit(EXIT_USAGE)
-    frame, _ = read_feature_table(table)
-    if frame.index.name and frame.index.name not in frame.columns:
-        frame = frame.reset_index()
+    frame, _ = read_table(table)
     try:
         result = run_describe(
             frame,
             list(by),
-            variables=names(clinical) or None,
-            groups=names(features),
+            variables=split_names(clinical) or None,
+            groups=split_names(features),
             parametric=parametric,
             seed=seed,
         )

@@ -193,7 +193,8 @@ def test_label_batch_association_matches_r_and_warns_of_confounding():
 def test_batch_tests_match_r():
     """R's kruskal.test help example (Hollander & Wolfe 1973, p. 116): chi-squared = 0.77143, df = 2,
     p-value = 0.68; p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.2, 0.5), "BH") = 0.03 0.06 0.06 0.03 0.24 0.5."""
-    from models.batch_effect import benjamini_hochberg, feature_batch_tests
+    from models.batch_effect import feature_batch_tests
+    from models.results import benjamini_hochberg
 
     values = [2.9, 3.0, 2.5, 2.6, 3.2, 3.8, 2.7, 4.0, 2.4, 2.8, 3.4, 3.7, 2.2, 2.0]
     batch = ["normal"] * 5 + ["airway"] * 4 + ["asbestosis"] * 5

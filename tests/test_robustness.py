@@ -407,3 +407,32 @@ def test_the_robustness_folder_gives_fold_wise_stable_features_in_fit(tmp_path):
     few = FoldStableFeatures(copies, 0.8, source="rob")
     with pytest.raises(ValueError, match="only 2 of 2 training cases have perturbed copies"):
         few(list(table.case_id[:2]))
+
+
+def test_perturbed_copies_are_reused_only_for_the_same_chain_seed_and_inputs(tmp_path):
+    """A rerun with another chain or seed, or after a case's files changed, draws the copies again
+    instead of silently reusing the old ones."""
+    import os
+
+    from radfeat.perturb import write_perturbed_cohort
+    from radfeat.synth import make_cohort
+
+    manifest = make_cohort(tmp_path / "c", n_cases=1, seed=2, external_fraction=0)
+    out = tmp_path / "p"
+    record = out / "cases" / "SYN0000" / "p0.json"
+    write_perturbed_cohort(manifest, out, n_perturbations=1, chain="N", seed=0)
+    first = json.loads(record.read_text())
+    write_perturbed_cohort(manifest, out, n_perturbations=1, chain="N", seed=0)
+    assert json.loads(record.read_text()) == first  # same inputs: reused
+    write_perturbed_cohort(manifest, out, n_perturbations=1, chain="V", seed=0)
+    second = json.loads(record.read_text())
+    assert second["key"] != first["key"] and second["done"]["noise_ct"] == 0.0  # drawn again, V only
+    listed = pd.read_csv(out / "perturbed_manifest.csv")
+    assert listed.chain.tolist() == ["V"]
+    write_perturbed_cohort(manifest, out, n_perturbations=1, chain="V", seed=1)
+    assert json.loads(record.read_text())["key"] != second["key"]
+    ct = tmp_path / "c" / "cases" / "SYN0000" / "ct.nii.gz"
+    os.utime(ct, ns=(ct.stat().st_atime_ns, ct.stat().st_mtime_ns + 10**9))  # the scan was replaced
+    before = json.loads(record.read_text())["key"]
+    write_perturbed_cohort(manifest, out, n_perturbations=1, chain="V", seed=1)
+    assert json.loads(record.read_text())["key"] != before

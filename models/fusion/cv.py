@@ -59,11 +59,10 @@ SPLIT_PROTOCOL = 2
 def joint_strata(data: FusionData, n_splits: int) -> np.ndarray:
     """What the folds stratify on: the combination of every task's label (unknown labels are a level
     of their own); combinations with fewer than ``n_splits`` cases are pooled by the first task's label."""
+    from models.cv import pooled_strata
+
     labels = [np.asarray(data.labels[t]).astype(int) for t in data.tasks]
-    cells = np.array(["|".join(str(v) for v in combo) for combo in zip(*labels, strict=True)])
-    values, counts = np.unique(cells, return_counts=True)
-    small = np.isin(cells, values[counts < n_splits])
-    return np.where(small, np.char.add(labels[0].astype(str), "|*"), cells)
+    return pooled_strata(*labels, n_splits=n_splits)
 
 
 def fusion_splits(data: FusionData, n_splits: int = 5, n_repeats: int = 1, seed: int = 0):

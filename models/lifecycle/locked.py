@@ -176,11 +176,12 @@ class LockedModel:
             values = np.full(len(out), np.nan)
             rows = frame.loc[ok]
             have = ~rows[comp.columns].isna().any(axis=1).to_numpy()
+            step = getattr(comp.member.pipeline, "named_steps", {}).get("harmonise")
+            if step is not None and have.any():  # a new scanner with too few cases here: no comparator score
+                small = [b for b, n in step.new_batches(rows.loc[have]).items() if n < step.min_new_batch]
+                have &= ~rows[step.batch_column].astype(str).isin(small).to_numpy()
             if have.any():  # the comparator's pipeline picks its own columns by name
-                try:
-                    values[have] = comp.member.scores(rows.loc[have])
-                except ValueError:  # e.g. too few cases of a new scanner to harmonise: no comparator score
-                    pass
+                values[have] = comp.member.scores(rows.loc[have])
             out[f"score_{name}"] = values
             out[f"predicted_positive_{name}"] = np.where(np.isnan(values), np.nan, values >= comp.threshold)
         return out, not_scored

@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from models import stats as st
+from models.results import format_p as _fmt_p
 
 __all__ = ["SurvivalAnalysis", "survival_on_scores", "write_survival_report", "event_indicator"]
 
@@ -247,10 +248,6 @@ def _interaction(data: pd.DataFrame, cov: pd.DataFrame, group_by: str) -> pd.Dat
 
 def _fmt(v: float, digits: int = 3) -> str:
     return "—" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
-
-
-def _fmt_p(p: float) -> str:
-    return "—" if p is None or not np.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def write_survival_report(analysis: SurvivalAnalysis, out_dir, *, title: str | None = None) -> dict:
