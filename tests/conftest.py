@@ -41,13 +41,3 @@ def synth_cohort(tmp_path_factory) -> Path:
     from radfeat.synth import make_cohort
 
     return make_cohort(tmp_path_factory.mktemp("cohort"), n_cases=12, seed=7)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Slow tests run when RADFEAT_RUN_SLOW=1 or in CI; otherwise they skip with that reason."""
-    if os.environ.get("RADFEAT_RUN_SLOW") == "1" or os.environ.get("CI"):
-        return
-    skip = pytest.mark.skip(reason="slow test: set RADFEAT_RUN_SLOW=1 to run it")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)

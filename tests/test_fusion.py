@@ -183,11 +183,13 @@ def test_a_checkpoint_resumes_only_its_own_fold(signal_data, tmp_path):
     assert [h["loss"] for h in other.history] == [h["loss"] for h in fresh.history]
 
 
+@pytest.mark.slow
 def test_planted_signal_is_learned_for_both_tasks(signal_cv):
     aucs = {t: signal_cv.auc(t) for t in ("egfr", "subtype")}
     assert min(aucs.values()) >= 0.8, aucs
 
 
+@pytest.mark.slow
 def test_gradcam_concentrates_on_the_tumour_and_margin(signal_data, signal_cv):
     """Most of each map's mass (HiResCAM of the predicted class, CT and PET maps) lies on the tumour and
     a 6 mm margin, about a quarter of the patch; the classic Grad-CAM weighting is also available."""
@@ -213,6 +215,7 @@ def test_gradcam_concentrates_on_the_tumour_and_margin(signal_data, signal_cv):
         grad_cam(fitted.model, d, fitted.prep, test_idx, "egfr", method="scorecam")
 
 
+@pytest.mark.slow
 def test_no_signal_gives_chance_auc(tmp_path):
     """Each task on its own: its DeLong 95 % CI covers 0.5 (a leak giving 0.65 on 80 cases fails)."""
     from models.stats import roc_auc
@@ -227,6 +230,7 @@ def test_no_signal_gives_chance_auc(tmp_path):
         assert auc.ci_upper - auc.ci_lower < 0.4  # an informative interval, not a vacuous one
 
 
+@pytest.mark.slow
 def test_ablation_table_compares_with_delong(signal_cv):
     """A variant with random scores is significantly worse than the full model; metrics at the training
     thresholds match an independent count."""
@@ -247,6 +251,7 @@ def test_ablation_table_compares_with_delong(signal_cv):
         assert row["spec"] == pytest.approx((~positive & (s["y"] == 0)).sum() / (s["y"] == 0).sum())
 
 
+@pytest.mark.slow
 def test_cli_train_writes_results_figures_and_gradcam(tmp_path):
     from radfeat.synth import make_cohort
 

@@ -350,6 +350,7 @@ def test_two_workers_share_one_study_on_a_journal_file(table_csv, tmp_path):
     _two_workers(table_csv, tmp_path, f"journal:{tmp_path / 'optuna.journal'}", total=24)
 
 
+@pytest.mark.slow
 # ----------------------------------------------------------------------------------------- pruning
 def test_pruning_stops_hopeless_trials_and_saves_work(tmp_path):
     """On a table where one feature carries the signal among 400 noise features, most random
