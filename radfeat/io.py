@@ -175,23 +175,38 @@ def read_mask(
 ) -> sitk.Image:
     """Read an integer label map and return the binary mask (UInt8, 1 inside) of one label value.
 
+    The file is read in its stored pixel type (a UInt8 / Int16 label map stays 1–2 bytes a voxel).
+    Only a floating-point file is checked for non-integer values, and only on its non-zero voxels; the
+    labels present come from the non-zero voxels alone (one pass over the grid, no full-grid sort).
+
     Raises
     ------
     MaskError
-        When the mask is empty or ``label`` is not among its values (the message lists the values found).
+        When the mask is empty, not integer-valued, a vector image, or ``label`` is not among its values
+        (the message lists the values found).
     """
-    image = read_image(path, sitk.sitkFloat64)
-    values = sitk.GetArrayViewFromImage(image)
-    if not np.all(np.isfinite(values)) or not np.allclose(values, np.round(values)):
+    image = read_image(path, pixel_type=None)
+    if image.GetNumberOfComponentsPerPixel() != 1:
         raise MaskError(
-            "mask has non-integer values",
+            f"mask has {image.GetNumberOfComponentsPerPixel()} components per voxel",
             case_id=case_id,
             path=path,
-            hint="masks must be integer label maps (0 background); re-export the segmentation",
+            hint="masks must be scalar integer label maps (0 background); export one label map per ROI",
         )
-    present = np.unique(values.astype(np.int64))
-    foreground = present[present != 0]
-    if foreground.size == 0:
+    values = sitk.GetArrayViewFromImage(image)
+    is_float = image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64)
+    foreground = values[values != 0]  # NaN != 0: NaN voxels stay in and fail the check below
+    if is_float:
+        if not np.all(np.isfinite(foreground)) or np.any(np.abs(foreground - np.rint(foreground)) > 1e-6):
+            raise MaskError(
+                "mask has non-integer values",
+                case_id=case_id,
+                path=path,
+                hint="masks must be integer label maps (0 background); re-export the segmentation",
+            )
+        foreground = np.rint(foreground)
+    present = np.unique(foreground.astype(np.int64, copy=False))
+    if present.size == 0:
         raise MaskError(
             "mask is empty (no voxel > 0)",
             case_id=case_id,
@@ -200,12 +215,13 @@ def read_mask(
         )
     if label not in present:
         raise MaskError(
-            f"label value {label} not present; values found: {foreground.tolist()[:10]}",
+            f"label value {label} not present; values found: {present.tolist()[:10]}",
             case_id=case_id,
             path=path,
             hint="set the mask label (--label or a `mask_label` column) to one of those values",
         )
-    binary = sitk.Cast(image == float(label), sitk.sitkUInt8)
+    inside = (np.rint(values) if is_float else values) == label  # float maps: the nearest integer
+    binary = sitk.GetImageFromArray(inside.view(np.uint8))
     binary.CopyInformation(image)
     return binary
 

@@ -163,6 +163,37 @@ def test_read_mask_label_selection_and_errors(tmp_path):
         read_mask(path)
 
 
+def test_read_mask_keeps_integer_types_and_checks_float_maps(tmp_path):
+    arr = np.zeros((5, 6, 7), np.int16)
+    arr[1:3, 2:4, 2:5] = 7
+    arr[4, 0, 0] = -2
+    path = tmp_path / "int16.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(arr), str(path))
+    mask = read_mask(path, label=7)
+    assert mask.GetPixelID() == sitk.sitkUInt8
+    assert np.array_equal(sitk.GetArrayFromImage(mask), (arr == 7).astype(np.uint8))
+    with pytest.raises(MaskError, match=r"values found: \[-2, 7\]"):
+        read_mask(path, label=1)
+    # Float label maps: near-integer values are their nearest integer, anything else is refused.
+    floats = arr.astype(np.float32) + np.float32(1e-7) * (arr != 0)
+    fpath = tmp_path / "float.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(floats), str(fpath))
+    assert sitk.GetArrayFromImage(read_mask(fpath, label=7)).sum() == (arr == 7).sum()
+    floats[1, 2, 2] = 6.5
+    sitk.WriteImage(sitk.GetImageFromArray(floats), str(fpath))
+    with pytest.raises(MaskError, match="non-integer"):
+        read_mask(fpath, label=7, case_id="C1")
+    floats[1, 2, 2] = np.nan
+    sitk.WriteImage(sitk.GetImageFromArray(floats), str(fpath))
+    with pytest.raises(MaskError, match="non-integer"):
+        read_mask(fpath, label=7)
+    vector = sitk.Compose([sitk.GetImageFromArray((arr == 7).astype(np.uint8))] * 2)
+    vpath = tmp_path / "vector.nrrd"
+    sitk.WriteImage(vector, str(vpath))
+    with pytest.raises(MaskError, match="components per voxel"):
+        read_mask(vpath)
+
+
 def test_suv_scale_factor_formula():
     from radfeat.io import SUVInfo, suv_scale_factor
 

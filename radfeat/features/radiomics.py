@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from radfeat.features.fastpaths import pyradiomics_fast_paths
+
 __all__ = [
     "RadiomicsEngine",
     "filter_margin_voxels",
@@ -388,16 +390,17 @@ class RadiomicsEngine:
             checked[name] = (bbox, shape_mask, texture_mask)
 
         out: dict[str, dict[str, float]] = {name: {} for name in checked}
-        for name, (bbox, shape_mask, _) in checked.items():
-            out[name].update(ext.computeShape(image, shape_mask, bbox, **settings))
+        with pyradiomics_fast_paths():  # pyradiomics' values by faster routes (radfeat.features.fastpaths)
+            for name, (bbox, shape_mask, _) in checked.items():
+                out[name].update(ext.computeShape(image, shape_mask, bbox, **settings))
 
-        for image_type, custom in ext.enabledImagetypes.items():
-            args = {**settings, **custom}
-            generator = getattr(imageoperations, f"get{image_type}Image")(image, union, **args)
-            for filtered, type_name, kwargs in generator:
-                for name, (bbox, _, mask) in checked.items():
-                    cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, bbox)
-                    out[name].update(ext.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
+            for image_type, custom in ext.enabledImagetypes.items():
+                args = {**settings, **custom}
+                generator = getattr(imageoperations, f"get{image_type}Image")(image, union, **args)
+                for filtered, type_name, kwargs in generator:
+                    for name, (bbox, _, mask) in checked.items():
+                        cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, bbox)
+                        out[name].update(ext.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
         return {name: {k: _to_float(v) for k, v in feats.items()} for name, feats in out.items()}, errors
 
 
