@@ -109,8 +109,6 @@ def extract_table(
         A fitted habitat model folder: habitat features join the table, label maps go to
         ``<out>_labels/``. ``habitats_only`` skips the whole-tumour features.
     """
-    from radfeat.habitats.workflow import labels_dir_for
-
     out_path = Path(out_path)
     settings = settings if settings is not None else load_settings(settings_path)
     manifest = load_manifest(manifest_path)
@@ -126,6 +124,8 @@ def extract_table(
     providers: list[FeatureProvider] = [] if habitats_only else default_providers(settings)
     habitats = None
     if habitat_model is not None:
+        from radfeat.habitats.workflow import labels_dir_for
+
         habitats = HabitatFeatures(habitat_model, settings, labels_dir=labels_dir_for(out_path))
         providers.append(habitats)
     if not providers:

@@ -175,9 +175,9 @@ def read_mask(
 ) -> sitk.Image:
     """Read an integer label map and return the binary mask (UInt8, 1 inside) of one label value.
 
-    The file is read in its stored pixel type (a UInt8 / Int16 label map stays 1–2 bytes a voxel).
-    Only a floating-point file is checked for non-integer values, and only on its non-zero voxels; the
-    labels present come from the non-zero voxels alone (one pass over the grid, no full-grid sort).
+    The file is read in its stored pixel type (a UInt8 / Int16 label map stays 1–2 bytes a voxel) and
+    compared with ``label`` in one pass. Only a floating-point file is checked for non-integer values,
+    on its non-zero voxels; the values present are listed only when ``label`` is absent.
 
     Raises
     ------
@@ -195,8 +195,8 @@ def read_mask(
         )
     values = sitk.GetArrayViewFromImage(image)
     is_float = image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64)
-    foreground = values[values != 0]  # NaN != 0: NaN voxels stay in and fail the check below
     if is_float:
+        foreground = values[values != 0]  # NaN != 0: NaN voxels stay in and fail the check
         if not np.all(np.isfinite(foreground)) or np.any(np.abs(foreground - np.rint(foreground)) > 1e-6):
             raise MaskError(
                 "mask has non-integer values",
@@ -204,23 +204,25 @@ def read_mask(
                 path=path,
                 hint="masks must be integer label maps (0 background); re-export the segmentation",
             )
-        foreground = np.rint(foreground)
-    present = np.unique(foreground.astype(np.int64, copy=False))
-    if present.size == 0:
+        inside = np.rint(values) == label  # float maps: the nearest integer is the label
+    else:
+        inside = values == label
+    if not inside.any():  # the label is absent: list what is there (the slow pass, on errors only)
+        present = np.unique(values[values != 0])
+        if present.size == 0:
+            raise MaskError(
+                "mask is empty (no voxel > 0)",
+                case_id=case_id,
+                path=path,
+                hint="re-export the segmentation or drop the case from the manifest",
+            )
+        found = np.rint(present).astype(np.int64).tolist()[:10]
         raise MaskError(
-            "mask is empty (no voxel > 0)",
-            case_id=case_id,
-            path=path,
-            hint="re-export the segmentation or drop the case from the manifest",
-        )
-    if label not in present:
-        raise MaskError(
-            f"label value {label} not present; values found: {present.tolist()[:10]}",
+            f"label value {label} not present; values found: {found}",
             case_id=case_id,
             path=path,
             hint="set the mask label (--label or a `mask_label` column) to one of those values",
         )
-    inside = (np.rint(values) if is_float else values) == label  # float maps: the nearest integer
     binary = sitk.GetImageFromArray(inside.view(np.uint8))
     binary.CopyInformation(image)
     return binary

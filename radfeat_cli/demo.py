@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from radfeat.manifest import ValidationReport, validate_manifest
-from radfeat.synth import make_cohort
 from radfeat_cli.common import EXIT_DATA, Progress, err, out, print_report
+
+if TYPE_CHECKING:  # the command line starts without them (every `radfeat` call pays imports)
+    from radfeat.manifest import ValidationReport
 
 __all__ = ["DemoResult", "run_demo", "app"]
 
@@ -45,6 +47,8 @@ def run_demo(
     settings), and end with a small fusion-network run (both tasks, out-of-fold AUCs, Grad-CAM).
     """
     from radfeat.extract import extract_table
+    from radfeat.manifest import validate_manifest
+    from radfeat.synth import make_cohort
 
     out = Path(out_dir)
     manifest = make_cohort(out / "cohort", n_cases=n_cases, seed=seed, external_fraction=1 / 3)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = [
     "suv_peak",
@@ -40,6 +39,8 @@ def _sphere_kernel(radius_mm: float, spacing_xyz) -> np.ndarray:
 def _sphere_means(suv: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Mean SUV within the sphere around every voxel (voxels outside the image are left out)."""
     k = kernel.astype(float)
+    from scipy import ndimage  # imported here: CT-only runs never need it
+
     total = ndimage.convolve(suv.astype(float), k, mode="constant", cval=0.0)
     count = ndimage.convolve(np.ones(suv.shape), k, mode="constant", cval=0.0)
     return total / count
