@@ -38,6 +38,9 @@ class HabitatFoldFeatures:
     rows: list[dict]
     settings: dict[str, Any]
     fitted_on: list[list[str]] = field(default_factory=list)
+    #: Stage-1 supervoxels of each case, computed once and reused by every fold (they depend on the
+    #: case alone: no information crosses between patients or folds).
+    stage1: Any = field(default=None, repr=False)
 
     def cache_key(self) -> str:
         """Hash of every case's input fingerprint, the settings habitats use and the code version."""
@@ -64,14 +67,17 @@ class HabitatFoldFeatures:
         )
 
     def __call__(self, train_ids, case_ids) -> pd.DataFrame:
+        from radfeat.habitats.stage1 import Stage1Store
         from radfeat.habitats.workflow import fit_habitat_model, habitat_case_features
 
+        if self.stage1 is None:
+            self.stage1 = Stage1Store()
         train_ids = sorted(map(str, train_ids))
-        model = fit_habitat_model(self.rows, train_ids, self.settings)
+        model = fit_habitat_model(self.rows, train_ids, self.settings, stage1=self.stage1)
         self.fitted_on.append(list(model.train_ids_))
         by_id = {str(r["case_id"]): r for r in self.rows}
         features = {}
         for case in map(str, case_ids):
-            values = habitat_case_features(by_id[case], model, self.settings)
+            values = habitat_case_features(by_id[case], model, self.settings, stage1=self.stage1)
             features[case] = {k: v for k, v in values.items() if isinstance(v, (int, float))}
         return pd.DataFrame.from_dict(features, orient="index")

@@ -36,6 +36,7 @@ def habitats_fit(
     Example: radfeat habitats fit cohort/manifest.csv --cohort train -o habitat_model/
     """
     from radfeat.habitats import fit_habitat_model, model_summary
+    from radfeat.habitats.stage1 import STAGE1_DIR
     from radfeat.manifest import load_manifest
     from radfeat.settings import load_settings
 
@@ -55,7 +56,9 @@ def habitats_fit(
             ids = [i.strip() for i in train_ids.split(",") if i.strip()]
         rows = loaded.rows()
         with Progress(quiet=False, title="habitats fit: supervoxels") as progress:
-            model = fit_habitat_model(rows, ids, effective, jobs=jobs, progress=progress)
+            model = fit_habitat_model(
+                rows, ids, effective, jobs=jobs, progress=progress, stage1=Path(output) / STAGE1_DIR
+            )
     except (RadfeatError, ValueError) as exc:
         error(exc)
         raise typer.Exit(EXIT_DATA) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -275,3 +277,67 @@ def test_habitat_model_is_refitted_inside_each_cv_training_fold(tmp_path):
         trained = set(fold["fold_features_fitted_on"])
         assert trained and not trained & set(fold["test_ids"])
         assert trained | set(fold["test_ids"]) == set(data.ids)
+
+
+def test_stage1_supervoxels_kept_at_fit_are_reused_identically(tmp_path, monkeypatch):
+    """`habitats fit` keeps the training cases' supervoxels; applying the model to those cases reuses
+    them (no second k-means) with identical features; changed inputs are clustered again."""
+    import os
+
+    import radfeat.habitats.workflow as workflow
+    from radfeat.habitats.stage1 import Stage1Store
+    from radfeat.manifest import load_manifest
+    from radfeat.settings import load_settings
+
+    manifest = make_cohort(tmp_path / "c", n_cases=4, seed=8, external_fraction=0.5)
+    rows = load_manifest(manifest).rows()
+    settings = load_settings()
+    settings["habitats"]["radiomics"] = False
+    train = [r["case_id"] for r in rows[:2]]
+    store_dir = tmp_path / "model" / "stage1"
+    model = workflow.fit_habitat_model(rows, train, settings, stage1=store_dir)
+    assert sorted(p.stem for p in store_dir.glob("*.npz")) == sorted(train)
+    fresh = {r["case_id"]: workflow.habitat_case_features(r, model, settings) for r in rows}
+
+    clustered: list[int] = []
+    real = workflow.supervoxels
+
+    def spy(maps, s=None):
+        clustered.append(maps.n_voxels)
+        return real(maps, s)
+
+    monkeypatch.setattr(workflow, "supervoxels", spy)
+    store = Stage1Store(store_dir, read_only=True)
+    reused = {r["case_id"]: workflow.habitat_case_features(r, model, settings, stage1=store) for r in rows}
+    assert len(clustered) == len(rows) - len(train)  # only the cases the model was not fitted on
+    pd.testing.assert_frame_equal(pd.DataFrame(reused), pd.DataFrame(fresh))
+    # A training case whose CT file changed is clustered again, and a read-only store is not written.
+    ct = Path(rows[0]["ct"])
+    os.utime(ct, ns=(ct.stat().st_atime_ns, ct.stat().st_mtime_ns + 10**9))
+    before = (store_dir / f"{rows[0]['case_id']}.npz").stat().st_mtime_ns
+    workflow.habitat_case_features(rows[0], model, settings, stage1=store)
+    assert len(clustered) == len(rows) - len(train) + 1
+    assert (store_dir / f"{rows[0]['case_id']}.npz").stat().st_mtime_ns == before
+
+
+def test_cv_folds_cluster_each_case_once(tmp_path, monkeypatch):
+    """Stage 1 depends on the case alone: across CV folds every case is clustered once."""
+    import radfeat.habitats.workflow as workflow
+    from models.fold_features import HabitatFoldFeatures
+    from radfeat.manifest import load_manifest
+    from radfeat.settings import load_settings
+
+    manifest = make_cohort(tmp_path, n_cases=6, seed=12, external_fraction=0)
+    rows = load_manifest(manifest).rows()
+    settings = load_settings()
+    settings["habitats"].update(radiomics=False, k_range=[2, 3])
+    clustered: list[int] = []
+    real = workflow.supervoxels
+    monkeypatch.setattr(workflow, "supervoxels", lambda m, s=None: clustered.append(1) or real(m, s))
+    hook = HabitatFoldFeatures(rows, settings)
+    ids = [r["case_id"] for r in rows]
+    first = hook(ids[:4], ids)
+    hook(ids[2:], ids)
+    assert len(clustered) == len(ids)
+    fresh = HabitatFoldFeatures(rows, settings)(ids[:4], ids)
+    pd.testing.assert_frame_equal(first, fresh)

@@ -23,13 +23,14 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from radfeat.case import Case, load_case
+from radfeat.case import Case, case_reading_settings, load_case
 from radfeat.errors import ManifestError
 from radfeat.features.heterogeneity import heterogeneity_features
 from radfeat.features.radiomics import RadiomicsEngine
 from radfeat.habitats.maps import HabitatMaps, Supervoxels, supervoxels, voxel_feature_maps
 from radfeat.habitats.model import HabitatModel
 from radfeat.habitats.settings import HabitatSettings
+from radfeat.habitats.stage1 import Stage1Store, stage1_key
 
 __all__ = [
     "case_supervoxels",
@@ -58,17 +59,32 @@ def _load(row_or_case: dict | Case, hs: HabitatSettings, settings: dict[str, Any
     return load_case(row_or_case, settings, pet=True if hs.mode == "ct+pet" else False)
 
 
-def case_supervoxels(row: dict | Case, settings: dict[str, Any]) -> tuple[HabitatMaps, Supervoxels]:
-    """Voxel maps and stage-1 supervoxels of one case."""
+def case_supervoxels(
+    row: dict | Case, settings: dict[str, Any], store: Stage1Store | None = None
+) -> tuple[HabitatMaps, Supervoxels]:
+    """Voxel maps and stage-1 supervoxels of one case (from ``store`` when it holds them for exactly
+    these inputs and settings; computed and kept there otherwise)."""
     hs = habitat_settings(settings)
     case = _load(row, hs, settings)
-    maps = voxel_feature_maps(case.ct_float, case.mask, case.pet, hs)
-    return maps, supervoxels(maps, hs)
+    maps = voxel_feature_maps(case.ct_float, case.mask, case.pet if hs.mode == "ct+pet" else None, hs)
+    return maps, _supervoxels_of(case, maps, hs, settings, store)
 
 
-def _stage1(row: dict, settings: dict[str, Any]) -> dict:
-    _, sv = case_supervoxels(row, settings)
-    return {"means": sv.means.tolist(), "raw_means": sv.raw_means.tolist(), "sizes": sv.sizes.tolist()}
+def _supervoxels_of(
+    case: Case, maps: HabitatMaps, hs: HabitatSettings, settings: dict[str, Any], store: Stage1Store | None
+) -> Supervoxels:
+    if store is None:
+        return supervoxels(maps, hs)
+    key = stage1_key(case.row, hs, case_reading_settings(settings))
+    sv = store.load(case.case_id, key, maps.n_voxels)
+    if sv is None:
+        sv = supervoxels(maps, hs)
+        store.save(case.case_id, key, sv)
+    return sv
+
+
+def _stage1(row: dict, settings: dict[str, Any], store: Stage1Store | None) -> Supervoxels:
+    return case_supervoxels(row, settings, store)[1]
 
 
 def fit_habitat_model(
@@ -78,6 +94,7 @@ def fit_habitat_model(
     *,
     jobs: int = 1,
     progress=None,
+    stage1: Stage1Store | str | Path | None = None,
 ) -> HabitatModel:
     """Fit the population habitat model on the training cases only.
 
@@ -89,6 +106,9 @@ def fit_habitat_model(
         The training cases. Unknown ids raise ``ManifestError``.
     progress : callable, optional
         Called with ``{"total": n}`` and then once per case whose supervoxels are done.
+    stage1 : Stage1Store or path, optional
+        Where the training cases' stage-1 supervoxels are kept (and reused when already there for the
+        same inputs and settings): ``habitats fit`` keeps them in the model folder for ``apply``.
     """
     from joblib import Parallel, delayed
 
@@ -104,19 +124,21 @@ def fit_habitat_model(
         raise ManifestError("no training cases given", hint="pass --train-ids or --cohort")
     if progress:
         progress({"total": len(chosen)})
-    tables = []
-    results = Parallel(n_jobs=jobs, return_as="generator")(delayed(_stage1)(r, settings) for r in chosen)
-    for row, table in zip(chosen, results, strict=True):
-        tables.append(table)
+    store = stage1 if isinstance(stage1, Stage1Store) or stage1 is None else Stage1Store(stage1)
+    # A memory store lives in this process: parallel workers compute, this process keeps the results.
+    in_workers = store if store is None or store.folder is not None or jobs == 1 else None
+    results = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(_stage1)(r, settings, in_workers) for r in chosen
+    )
+    hs, reading = habitat_settings(settings), case_reading_settings(settings)
+    sv = {}
+    for row, case_sv in zip(chosen, results, strict=True):
+        sv[str(row["case_id"])] = case_sv
+        if store is not None and in_workers is None:
+            store.save(str(row["case_id"]), stage1_key(row, hs, reading), case_sv)
         if progress:
             progress({"case_id": str(row["case_id"]), "ok": True})
-    sv = {
-        str(r["case_id"]): Supervoxels(
-            np.empty(0, int), np.asarray(t["means"]), np.asarray(t["raw_means"]), np.asarray(t["sizes"])
-        )
-        for r, t in zip(chosen, tables, strict=True)
-    }
-    return HabitatModel(habitat_settings(settings)).fit(sv)
+    return HabitatModel(hs).fit(sv)
 
 
 def habitat_engines(settings: dict[str, Any], mode: str) -> dict[str, RadiomicsEngine]:
@@ -147,6 +169,7 @@ def habitat_case_features(
     *,
     labels_dir: str | Path | None = None,
     engines: dict[str, RadiomicsEngine] | None = None,
+    stage1: Stage1Store | None = None,
 ) -> dict[str, Any]:
     """Apply a fitted habitat model to one case (a manifest row or a loaded :class:`Case`) and compute
     its habitat features.
@@ -158,12 +181,14 @@ def habitat_case_features(
     or too small, with the reason in ``diagnostics_hab{i}_<modality>``). Writes
     ``<case>_habitats.nii.gz`` on the CT grid to ``labels_dir`` when given, and
     ``<case>_habitats.seg.dcm`` (DICOM-SEG on the CT series) when the CT is a DICOM series.
+    ``stage1``: supervoxels kept at fitting (:class:`~radfeat.habitats.stage1.Stage1Store`), reused
+    for the cases it holds with the same inputs and settings.
     """
     hs = model.settings
     case = _load(row, hs, settings)
     pet = case.pet if hs.mode == "ct+pet" else None
     maps = voxel_feature_maps(case.ct_float, case.mask, pet, hs)
-    labels_img = model.apply(maps)
+    labels_img = model.apply(maps, _supervoxels_of(case, maps, hs, settings, stage1))
     labels = sitk.GetArrayFromImage(labels_img)
     k = model.k_
     voxel_ml = float(np.prod(labels_img.GetSpacing())) / 1000.0

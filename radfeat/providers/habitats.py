@@ -89,11 +89,24 @@ class HabitatFeatures(FeatureProvider):
 
         return self.worker_state("engines", lambda: habitat_engines(self.settings, self.mode))
 
+    def stage1(self):
+        """The training cases' supervoxels kept by ``habitats fit`` (read only; keys checked per case)."""
+        from radfeat.habitats.stage1 import STAGE1_DIR, Stage1Store
+
+        return self.worker_state(
+            "stage1", lambda: Stage1Store(Path(self.model_dir) / STAGE1_DIR, read_only=True)
+        )
+
     def compute(self, case, timings: dict | None = None) -> dict[str, Any]:
         from radfeat.habitats.workflow import habitat_case_features
 
         model = self.model()
         with stage("habitats", case.case_id, timings):
             return habitat_case_features(
-                case, model, self.settings, labels_dir=self.labels_dir, engines=self.engines()
+                case,
+                model,
+                self.settings,
+                labels_dir=self.labels_dir,
+                engines=self.engines(),
+                stage1=self.stage1(),
             )
