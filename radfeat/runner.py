@@ -31,7 +31,16 @@ import pandas as pd
 from radfeat.utils.atomic import atomic_path, write_text
 from radfeat.utils.threads import thread_caps
 
-__all__ = ["CaseCache", "CaseTimeout", "RunSummary", "run_cases", "thread_caps", "with_timeout"]
+__all__ = [
+    "CaseCache",
+    "CaseTimeout",
+    "RunSummary",
+    "estimated_cost",
+    "largest_first",
+    "run_cases",
+    "thread_caps",
+    "with_timeout",
+]
 
 
 def _safe(case_id: str) -> str:
@@ -231,7 +240,34 @@ def execute_task(task: dict[str, Any], timeout_s: float | None) -> dict:
     return status
 
 
+def _bytes(path: Any) -> int:
+    if not isinstance(path, str) or not path:
+        return 0
+    p = Path(path)
+    try:
+        return sum(f.stat().st_size for f in p.iterdir()) if p.is_dir() else p.stat().st_size
+    except OSError:
+        return 0
+
+
+def estimated_cost(row: dict[str, Any]) -> float:
+    """A cheap size of a case for scheduling (no voxel read): bytes of its mask files — the compressed
+    size of a label map grows with the tumour, which drives filtering and texture time — then of its
+    images."""
+    masks = _bytes(row.get("mask")) + _bytes(row.get("pet_mask"))
+    images = _bytes(row.get("ct")) + _bytes(row.get("pet"))
+    return masks + 1e-3 * images
+
+
+def largest_first(tasks: list[dict]) -> list[dict]:
+    """Tasks ordered by :func:`estimated_cost`, largest first, so that with several workers the long
+    cases start early and do not run alone at the end (longest-processing-time scheduling)."""
+    return sorted(tasks, key=lambda t: -estimated_cost(t["row"]))
+
+
 def _iterate(tasks: list[dict], timeout_s, jobs: int, scheduler: str | None) -> Iterator[dict]:
+    if jobs > 1 or scheduler:
+        tasks = largest_first(tasks)
     if scheduler:
         from distributed import Client, as_completed
 

@@ -301,3 +301,26 @@ def test_dask_cluster_gives_the_local_table(tmp_path, fast_settings, cohort):
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+def test_largest_cases_are_scheduled_first_and_the_table_keeps_manifest_order(tmp_path, fast_settings):
+    import SimpleITK as sitk
+
+    from radfeat.runner import largest_first
+
+    rows = []
+    for name, radius in (("small", 4), ("large", 10), ("medium", 7)):
+        z, y, x = np.mgrid[0:24, 0:24, 0:24]
+        ball = ((z - 12) ** 2 + (y - 12) ** 2 + (x - 12) ** 2 <= radius**2).astype(np.uint8)
+        mask = tmp_path / f"{name}_mask.nii.gz"
+        sitk.WriteImage(sitk.GetImageFromArray(ball), str(mask))
+        ct = tmp_path / f"{name}_ct.nii.gz"
+        noise = np.random.default_rng(radius).normal(0, 30, ball.shape) + 60 * ball
+        sitk.WriteImage(sitk.GetImageFromArray(noise.astype(np.int16)), str(ct))
+        rows.append({"case_id": name, "ct": str(ct), "mask": str(mask)})
+    order = [t["row"]["case_id"] for t in largest_first([{"row": r} for r in rows])]
+    assert order == ["large", "medium", "small"]
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    result = extract_table(manifest, tmp_path / "t.parquet", settings_path=fast_settings, jobs=2)
+    assert list(result.table.index) == ["small", "large", "medium"]
