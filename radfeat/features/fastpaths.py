@@ -9,7 +9,7 @@ equivalents that return the same numbers:
   ``min`` / ``max`` (one Python step per voxel): the edges depend on those two numbers only, so they
   are computed by NumPy and handed to the original function;
 * ``imageoperations.binImage``: every texture class bins the same (image, mask) again; within the
-  block the first result is reused (keyed by the content of both arrays and the binning settings), so
+  block the first result is reused (found by comparing both arrays and the binning settings), so
   each filtered image is discretised once per mask for all feature classes.
 
 Tests compare every feature with and without the block (``tests/test_fastpaths.py``).
@@ -18,23 +18,15 @@ Tests compare every feature with and without the block (``tests/test_fastpaths.p
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-__all__ = ["pyradiomics_fast_paths"]
+__all__ = ["FastPaths", "pyradiomics_fast_paths"]
 
 #: Settings that change the discretisation.
 _BINNING_KEYS = ("binWidth", "binCount")
-
-
-def _digest(array: np.ndarray) -> bytes:
-    data = np.ascontiguousarray(array)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{data.dtype.str}{data.shape}".encode())
-    h.update(memoryview(data).cast("B"))
-    return h.digest()
 
 
 def _numpy_bin_edges(original):
@@ -48,37 +40,71 @@ def _numpy_bin_edges(original):
     return get_bin_edges
 
 
-def _memoised_bin_image(original, memo: dict):
-    def bin_image(parameterMatrix, parameterMatrixCoordinates=None, **kwargs):  # noqa: N803
-        if parameterMatrixCoordinates is None or not isinstance(parameterMatrixCoordinates, np.ndarray):
-            return original(parameterMatrix, parameterMatrixCoordinates, **kwargs)
-        key = (
-            _digest(parameterMatrix),
-            _digest(parameterMatrixCoordinates),
-            tuple(repr(kwargs.get(k)) for k in _BINNING_KEYS),
-        )
-        if key not in memo:
-            memo[key] = original(parameterMatrix, parameterMatrixCoordinates, **kwargs)
-        matrix, edges = memo[key]
-        return matrix.copy(), np.array(edges, copy=True)
+class _BinningMemo:
+    """The last few ``binImage`` results, found again by comparing the inputs (``np.array_equal``:
+    exact, and cheaper than hashing them). :meth:`forget` starts a new image."""
 
-    return bin_image
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.entries: list[tuple[np.ndarray, np.ndarray, tuple, Any]] = []
+
+    def forget(self) -> None:
+        self.entries.clear()
+
+    def wrap(self, original):
+        def bin_image(parameterMatrix, parameterMatrixCoordinates=None, **kwargs):  # noqa: N803
+            if not isinstance(parameterMatrixCoordinates, np.ndarray):
+                return original(parameterMatrix, parameterMatrixCoordinates, **kwargs)
+            binning = tuple(repr(kwargs.get(k)) for k in _BINNING_KEYS)
+            result = next(
+                (
+                    entry[3]
+                    for entry in self.entries
+                    if entry[2] == binning
+                    and entry[0].shape == parameterMatrix.shape
+                    and entry[0].dtype == parameterMatrix.dtype
+                    and np.array_equal(entry[1], parameterMatrixCoordinates)
+                    and np.array_equal(entry[0], parameterMatrix)
+                ),
+                None,
+            )
+            if result is None:
+                result = original(parameterMatrix, parameterMatrixCoordinates, **kwargs)
+                self.entries.append(
+                    (parameterMatrix.copy(), parameterMatrixCoordinates.copy(), binning, result)
+                )
+                del self.entries[: -self.size]
+            discretised, edges = result
+            return discretised.copy(), np.array(edges, copy=True)
+
+        return bin_image
+
+
+class FastPaths:
+    """Handle of an active :func:`pyradiomics_fast_paths` block."""
+
+    def __init__(self) -> None:
+        self.binning = _BinningMemo()
+
+    def new_image(self) -> None:
+        """Drop remembered discretisations (call before each filtered image, to bound memory)."""
+        self.binning.forget()
 
 
 @contextlib.contextmanager
-def pyradiomics_fast_paths() -> Iterator[None]:
+def pyradiomics_fast_paths() -> Iterator[FastPaths]:
     """Within the block pyradiomics computes its usual values by the faster routes listed above."""
     from radiomics import imageoperations, shape
 
     from radfeat.features.mesh import TableBackend
 
     saved = (shape.cShape, imageoperations.getBinEdges, imageoperations.binImage)
-    memo: dict = {}
+    handle = FastPaths()
     shape.cShape = TableBackend(saved[0])
     imageoperations.getBinEdges = _numpy_bin_edges(saved[1])
-    imageoperations.binImage = _memoised_bin_image(saved[2], memo)
+    imageoperations.binImage = handle.binning.wrap(saved[2])
     try:
-        yield
+        yield handle
     finally:
         shape.cShape, imageoperations.getBinEdges, imageoperations.binImage = saved
-        memo.clear()
+        handle.new_image()

@@ -390,7 +390,7 @@ class RadiomicsEngine:
             checked[name] = (bbox, shape_mask, texture_mask)
 
         out: dict[str, dict[str, float]] = {name: {} for name in checked}
-        with pyradiomics_fast_paths():  # pyradiomics' values by faster routes (radfeat.features.fastpaths)
+        with pyradiomics_fast_paths() as fast:  # pyradiomics' values by faster routes (features.fastpaths)
             for name, (bbox, shape_mask, _) in checked.items():
                 out[name].update(ext.computeShape(image, shape_mask, bbox, **settings))
 
@@ -399,6 +399,7 @@ class RadiomicsEngine:
                 generator = getattr(imageoperations, f"get{image_type}Image")(image, union, **args)
                 for filtered, type_name, kwargs in generator:
                     for name, (bbox, _, mask) in checked.items():
+                        fast.new_image()
                         cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, bbox)
                         out[name].update(ext.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
         return {name: {k: _to_float(v) for k, v in feats.items()} for name, feats in out.items()}, errors
