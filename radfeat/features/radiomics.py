@@ -211,16 +211,20 @@ def _resample_cropped(
 
 
 def _union_bbox(masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper (inclusive) (z, y, x) index of the voxels set in any mask."""
+    """Lower and upper (inclusive) (z, y, x) index of the voxels set in any mask (one reduction per
+    mask: slices with any voxel, then rows and columns within those slices only)."""
     lo = np.full(3, np.iinfo(np.int64).max)
     hi = np.full(3, -1)
     for m in masks:
-        for axis in range(3):
-            other = tuple(a for a in range(3) if a != axis)
-            nz = np.flatnonzero(m.any(axis=other))
-            if nz.size:
-                lo[axis] = min(lo[axis], nz[0])
-                hi[axis] = max(hi[axis], nz[-1])
+        z = np.flatnonzero(m.any(axis=(1, 2)))
+        if not z.size:
+            continue
+        slab = m[z[0] : z[-1] + 1]
+        y = np.flatnonzero(slab.any(axis=(0, 2)))
+        x = np.flatnonzero(slab.any(axis=(0, 1)))
+        for axis, nz in enumerate((z, y, x)):
+            lo[axis] = min(lo[axis], nz[0])
+            hi[axis] = max(hi[axis], nz[-1])
     return lo, hi
 
 
@@ -313,26 +317,27 @@ class RadiomicsEngine:
         settings["label"] = 1
         resample = settings.get("resampledPixelSpacing") is not None and settings.get("interpolator")
 
-        arrays = {name: sitk.GetArrayViewFromImage(m) > 0 for name, m in masks.items()}
-        union_arr = np.zeros_like(next(iter(arrays.values())), dtype=np.uint8)
-        for a in arrays.values():
-            union_arr |= a.astype(np.uint8)
-
-        lo, hi = _union_bbox(list(arrays.values()))
+        views = {name: sitk.GetArrayViewFromImage(m) for name, m in masks.items()}
+        lo, hi = _union_bbox(list(views.values()))
+        full_shape = np.array(next(iter(views.values())).shape)
         if settings.get("normalize"):
             # pyradiomics normalises with the statistics of the whole image, before any cropping.
             image = imageoperations.normalizeImage(image, **settings)
         pre_crop = bool(settings.get("preCrop")) and not resample
+        start, stop = np.zeros(3, dtype=int), full_shape
         if self.crop and not resample and not pre_crop:
             margin = filter_margin_voxels(self.params, image.GetSpacing())[::-1]  # z, y, x
-            size = np.array(union_arr.shape)
             start = np.maximum(lo - margin, 0)
-            stop = np.minimum(hi + margin + 1, size)
+            stop = np.minimum(hi + margin + 1, full_shape)
             index = [int(v) for v in start[::-1]]
             extent = [int(v) for v in (stop - start)[::-1]]
             image = sitk.RegionOfInterest(image, extent, index)
             masks = {n: sitk.RegionOfInterest(m, extent, index) for n, m in masks.items()}
-            union_arr = union_arr[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))]
+        # The union of the masks, built on the cropped region only (no full-grid pass).
+        region = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+        union_arr = np.zeros(tuple(int(v) for v in stop - start), dtype=np.uint8)
+        for view in views.values():
+            union_arr |= view[region] > 0
 
         union = sitk.GetImageFromArray(union_arr)
         union.CopyInformation(image)
