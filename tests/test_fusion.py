@@ -12,7 +12,14 @@ import pytest
 
 from models.fusion.ablation import ABLATIONS, ablation_table
 from models.fusion.data import FeaturePrep, synthetic_fusion_data
-from models.fusion.gradcam import cam_mass_inside, grad_cam
+from models.fusion.gradcam import (
+    CAM_CHUNK,
+    cam_mass_inside,
+    cam_mass_regions,
+    grad_cam,
+    grad_cam_compilations,
+    map_mass_table,
+)
 from models.fusion.net import FusionConfig, FusionNet
 from models.fusion.run import PRESETS
 from models.fusion.train import (
@@ -183,6 +190,48 @@ def test_a_checkpoint_resumes_only_its_own_fold(signal_data, tmp_path):
     assert [h["loss"] for h in other.history] == [h["loss"] for h in fresh.history]
 
 
+def test_map_mass_in_core_margin_and_outside():
+    mask = np.zeros((2, 32, 32))
+    mask[:, 8:24, 8:24] = 1
+    uniform = np.ones((2, 32, 32))
+    shares = cam_mass_regions(uniform, mask, margin_px=2)
+    np.testing.assert_allclose(shares["core"], 12 * 12 / 32**2)
+    # Two 4-connected dilations of the 16 × 16 square: 20 × 20 less 3 pixels at each corner.
+    np.testing.assert_allclose(shares["margin"], (20 * 20 - 4 * 3 - 12 * 12) / 32**2)
+    np.testing.assert_allclose(shares["core"] + shares["margin"] + shares["outside"], 1.0)
+    ring = np.zeros((2, 32, 32))
+    ring[:, 7, 8:24] = 1.0  # one row just outside the tumour edge
+    assert cam_mass_regions(ring, mask)["margin"].tolist() == [1.0, 1.0]
+    table = map_mass_table({"egfr": {"ct": uniform, "pet": ring}}, mask)
+    assert list(table["modality"]) == ["ct", "pet"]
+    assert table.loc[0, "core_mass"] == pytest.approx(table.loc[0, "core_area"])
+    assert table.loc[1, "margin_mass"] == 1.0 and table.loc[1, "margin_area"] < 0.3
+
+
+def test_gradcam_compiles_once_for_every_model_of_a_structure(signal_data):
+    """The second and later Grad-CAM calls compile nothing — other cases, more cases than one chunk,
+    another fold's model — and the jitted maps equal the eager computation."""
+    import jax
+
+    d = signal_data
+    cfg = TrainConfig(epochs=1, batch_size=16, min_epochs=1)
+    a = fit(TINY_MODEL, cfg, d, np.arange(40))
+    b = fit(TINY_MODEL, cfg, d, np.arange(40, 80))
+    first = grad_cam(a.model, d, a.prep, np.arange(80, 83), "egfr")
+    compiled = grad_cam_compilations()
+    many = grad_cam(b.model, d, b.prep, np.arange(80, 81 + CAM_CHUNK), "egfr")
+    assert grad_cam_compilations() == compiled
+    assert many["ct"].shape == (CAM_CHUNK + 1, *d.ct.shape[-2:])
+    with jax.disable_jit():
+        eager = grad_cam(a.model, d, a.prep, np.arange(80, 83), "egfr")
+    assert set(first) == set(eager) == {"ct", "pet"}
+    for m in first:
+        np.testing.assert_allclose(first[m], eager[m], atol=1e-5)
+    alone = grad_cam(a.model, d, a.prep, np.array([81]), "egfr")  # the chunk's other cases do not matter
+    np.testing.assert_allclose(alone["pet"][0], first["pet"][1], atol=1e-6)
+    assert grad_cam_compilations() == compiled
+
+
 @pytest.mark.slow
 def test_planted_signal_is_learned_for_both_tasks(signal_cv):
     aucs = {t: signal_cv.auc(t) for t in ("egfr", "subtype")}
@@ -275,6 +324,10 @@ def test_cli_train_writes_results_figures_and_gradcam(tmp_path):
     assert {"epoch", "loss", "val_mean_auc"} <= set(histories["full"][0][0])
     assert "no --table" in run.stderr and "image-only" in run.stderr
     assert len(list((out / "gradcam" / "egfr").glob("*.png"))) > 0
+    mass = pd.read_csv(out / "gradcam" / "map_mass.csv")
+    assert set(mass["task"]) == {"egfr", "subtype"} and set(mass["modality"]) == {"ct", "pet"}
+    shares = mass[["core_mass", "margin_mass", "outside_mass"]].sum(axis=1)
+    np.testing.assert_allclose(shares[mass["n"] > 0], 1.0, atol=1e-6)
     bad = subprocess.run([*cmd[:-3], "--ablation", "nonsense", "-q"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown ablation" in bad.stderr
 

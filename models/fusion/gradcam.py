@@ -13,11 +13,21 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from models.fusion.data import FeaturePrep, FusionData
 from models.fusion.net import FusionNet
 
-__all__ = ["grad_cam", "attention_maps", "cam_mass_inside", "save_overlays"]
+__all__ = [
+    "grad_cam",
+    "grad_cam_compilations",
+    "attention_maps",
+    "cam_mass_inside",
+    "cam_mass_regions",
+    "map_mass_table",
+    "save_overlays",
+    "CAM_CHUNK",
+]
 
 
 def _batch(data: FusionData, prep: FeaturePrep, idx: np.ndarray, view: int) -> dict:
@@ -27,6 +37,56 @@ def _batch(data: FusionData, prep: FeaturePrep, idx: np.ndarray, view: int) -> d
     views = np.full(len(idx), view)
     batch = {**_model_inputs(data, prep, idx, views), **_static_inputs(prep)}
     return jax.tree.map(jnp.asarray, batch)
+
+
+#: Cases per compiled Grad-CAM call: every request is cut (and the last piece padded) to this size,
+#: so calls with any number of cases reuse one compilation.
+CAM_CHUNK = 16
+#: Compiled Grad-CAM functions by (graph definition, task, method, target, map size).
+_CAM_FUNCTIONS: dict = {}
+
+
+def grad_cam_compilations() -> int:
+    """How many Grad-CAM programs have been compiled in this process (for tests and benchmarks)."""
+    return sum(f._cache_size() for f in _CAM_FUNCTIONS.values())
+
+
+def _cam_function(graphdef, task: str, method: str, target: str, size: tuple[int, int]):
+    """The jitted map function of one network structure (the weights are an argument, so every
+    model of that structure — each fold, each retrained model — shares the compilation)."""
+    key = (graphdef, task, method, target, size)
+    if key in _CAM_FUNCTIONS:
+        return _CAM_FUNCTIONS[key]
+    from flax import nnx
+
+    def target_weights(z):  # (n, 1) sign of the explained binary logit, or (n, K) one-hot class
+        z = jax.lax.stop_gradient(z)
+        if z.shape[-1] == 1:
+            return jnp.where(z >= 0, 1.0, -1.0) if target == "predicted" else jnp.ones_like(z)
+        cls = jnp.argmax(z, -1) if target == "predicted" else jnp.full(len(z), z.shape[-1] - 1)
+        return jax.nn.one_hot(cls, z.shape[-1])
+
+    @jax.jit
+    def cams_of(state, batch, zeros):
+        model = nnx.merge(graphdef, state)
+
+        def explained(delta):
+            out, aux = model(batch, cam_delta=delta)
+            z = out[task]
+            return jnp.sum(z * target_weights(z)), aux["maps"]
+
+        grads, maps = jax.grad(explained, has_aux=True)(zeros)
+        cams = {}
+        for m, g in grads.items():
+            A = maps[m]  # (n, h, w, d)
+            weights = g.mean(axis=(1, 2), keepdims=True) if method == "gradcam" else g
+            cam = jax.nn.relu(jnp.sum(weights * A, axis=-1))  # (n, h, w)
+            cam = jax.image.resize(cam, (cam.shape[0], *size), "bilinear")
+            cams[m] = cam / (cam.max(axis=(1, 2), keepdims=True) + 1e-12)
+        return cams
+
+    _CAM_FUNCTIONS[key] = cams_of
+    return cams_of
 
 
 def grad_cam(
@@ -49,41 +109,36 @@ def grad_cam(
     not smear one location's gradient over the whole map. ``target="predicted"`` explains each case's
     predicted class (z = the logit for a positive prediction, −logit for a negative one; the predicted
     class's logit for a multi-class task); ``"positive"`` always explains the positive (last) class.
+
+    Compiled once per network structure, task, method and target (:data:`CAM_CHUNK` cases a call):
+    later calls — other cases, other folds' models of the same structure — compile nothing.
     """
+    from flax import nnx
+
     if method not in ("gradcam", "hirescam"):
         raise ValueError(f"method must be 'gradcam' or 'hirescam', got {method!r}")
     if target not in ("predicted", "positive"):
         raise ValueError(f"target must be 'predicted' or 'positive', got {target!r}")
-    model.eval()
+    idx = np.asarray(idx)
     view = data.ct.shape[1] // 2 if view is None else view
-    batch = _batch(data, prep, np.asarray(idx), view)
     H = W = data.ct.shape[-1]
-    shape = (len(idx), H // 4, W // 4, model.config.d)  # the scale-1 maps
-    zeros = {m: jnp.zeros(shape) for m in model.config.modalities}
-
-    def target_weights(z):  # (n, 1) sign of the explained binary logit, or (n, K) one-hot class
-        z = jax.lax.stop_gradient(z)
-        if z.shape[-1] == 1:
-            return jnp.where(z >= 0, 1.0, -1.0) if target == "predicted" else jnp.ones_like(z)
-        cls = jnp.argmax(z, -1) if target == "predicted" else jnp.full(len(z), z.shape[-1] - 1)
-        return jax.nn.one_hot(cls, z.shape[-1])
-
-    def explained(delta):
-        out, aux = model(batch, cam_delta=delta)
-        z = out[task]
-        return jnp.sum(z * target_weights(z)), aux["maps"]
-
-    grads, maps = jax.grad(explained, has_aux=True)(zeros)
-    cams = {}
-    for m, g in grads.items():
-        A = maps[m]  # (n, h, w, d)
-        weights = g.mean(axis=(1, 2), keepdims=True) if method == "gradcam" else g
-        cam = jax.nn.relu(jnp.sum(weights * A, axis=-1))  # (n, h, w)
-        cam = jax.image.resize(cam, (cam.shape[0], H, W), "bilinear")
-        cam = cam / (cam.max(axis=(1, 2), keepdims=True) + 1e-12)
-        cams[m] = np.asarray(cam)
-    model.train()
-    return cams
+    if len(idx) == 0:
+        return {m: np.zeros((0, H, W)) for m in model.config.modalities}
+    model.eval()
+    try:
+        graphdef, state = nnx.split(model)
+        cams_of = _cam_function(graphdef, task, method, target, (H, W))
+        zeros = {m: jnp.zeros((CAM_CHUNK, H // 4, W // 4, model.config.d)) for m in model.config.modalities}
+        pieces: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(idx), CAM_CHUNK):
+            chunk = idx[start : start + CAM_CHUNK]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], CAM_CHUNK - len(chunk))])
+            out = cams_of(state, _batch(data, prep, padded, view), zeros)
+            for m, cam in out.items():
+                pieces.setdefault(m, []).append(np.asarray(cam)[: len(chunk)])
+    finally:
+        model.train()
+    return {m: np.concatenate(p) for m, p in pieces.items()}
 
 
 def attention_maps(
@@ -124,6 +179,43 @@ def cam_mass_inside(cam: np.ndarray, mask: np.ndarray, dilate_px: int = 3) -> np
         region = ndimage.binary_dilation(m > 0, iterations=dilate_px) if dilate_px else m > 0
         out.append(float(c[region].sum() / max(c.sum(), 1e-12)))
     return np.array(out)
+
+
+def cam_mass_regions(cam: np.ndarray, mask: np.ndarray, margin_px: int = 2) -> dict[str, np.ndarray]:
+    """Share of each map's mass (n, H, W) in the tumour **core** (the mask eroded by ``margin_px``), the
+    **margin** (within ``margin_px`` of the tumour boundary, inside or out) and **outside**; per case,
+    summing to 1. With a uniform map the shares equal the regions' areas (the chance level)."""
+    from scipy import ndimage
+
+    out: dict[str, list[float]] = {"core": [], "margin": [], "outside": []}
+    for c, m in zip(cam, mask, strict=True):
+        inside = m > 0
+        core = ndimage.binary_erosion(inside, iterations=margin_px) if margin_px else inside
+        near = ndimage.binary_dilation(inside, iterations=margin_px) if margin_px else inside
+        total = max(float(c.sum()), 1e-12)
+        out["core"].append(float(c[core].sum()) / total)
+        out["margin"].append(float(c[near & ~core].sum()) / total)
+        out["outside"].append(float(c[~near].sum()) / total)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def map_mass_table(
+    cams_by_task: dict[str, dict[str, np.ndarray]], mask: np.ndarray, margin_px: int = 2
+) -> pd.DataFrame:
+    """One row per task and modality: mean and SD over cases of the core / margin / outside mass shares
+    (:func:`cam_mass_regions`) beside the regions' area shares (what a uniform map would give)."""
+    rows = []
+    area = cam_mass_regions(np.ones(mask.shape), mask, margin_px)
+    for task, cams in cams_by_task.items():
+        for modality, cam in cams.items():
+            shares = cam_mass_regions(cam, mask, margin_px)
+            row = {"task": task, "modality": modality, "n": len(cam), "margin_px": margin_px}
+            for region, values in shares.items():
+                row[f"{region}_mass"] = float(values.mean())
+                row[f"{region}_mass_sd"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+                row[f"{region}_area"] = float(area[region].mean())
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def save_overlays(

@@ -58,7 +58,7 @@ def run_fusion_study(
     ``baseline_data`` (the same cases as 64 × 64 slices, :data:`models.fusion.baseline_cnn.DLS_PATCH`)
     adds the EGFR-DLS-like CNN as a row ``egfr_dls`` on the same splits."""
     from models.figures import plot_roc
-    from models.fusion.gradcam import attention_maps, grad_cam, save_overlays
+    from models.fusion.gradcam import attention_maps, grad_cam, map_mass_table, save_overlays
     from radfeat.utils.atomic import atomic_path, write_text
 
     enable_compilation_cache()
@@ -126,16 +126,26 @@ def run_fusion_study(
     full = results["full"]
     if full.example is not None and n_gradcam and model_cfg.modalities:
         fitted, test_idx = full.example
-        show = np.asarray(test_idx)[:n_gradcam]
+        test_idx = np.asarray(test_idx)
+        show = test_idx[:n_gradcam]
+        all_cams = {}
         for task in data.tasks:
-            cams = grad_cam(fitted.model, data, fitted.prep, show, task)
+            cams = grad_cam(fitted.model, data, fitted.prep, test_idx, task)  # one compilation per task
+            all_cams[task] = cams
             save_overlays(
                 data,
                 show,
-                cams,
+                {m: c[: len(show)] for m, c in cams.items()},
                 out / "gradcam" / task,
                 title=f"HiResCAM of the predicted {task} class (full model, fold 1 test case)",
             )
+        # Where the maps put their mass, over every test case of that fold: DMDP's "tumour margins"
+        # claim as a number (core / margin / outside shares beside the chance level, their areas).
+        view, mid = data.ct.shape[1] // 2, data.ct.shape[2] // 2
+        mass = map_mass_table(all_cams, data.mask[test_idx, view, mid])
+        with atomic_path(out / "gradcam" / "map_mass.csv") as tmp:
+            mass.to_csv(tmp, index=False)
+        paths["map_mass"] = out / "gradcam" / "map_mass.csv"
         if len(model_cfg.modalities) == 2 and model_cfg.fusion == "cross":
             att = attention_maps(fitted.model, data, fitted.prep, show)
             save_overlays(
