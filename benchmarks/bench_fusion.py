@@ -26,20 +26,17 @@ def main() -> None:
     from flax import nnx
 
     from models.fusion.ablation import ABLATIONS, run_ablations
+    from models.fusion.batches import labelled as _labelled
+    from models.fusion.batches import model_inputs as _model_inputs
+    from models.fusion.batches import static_inputs as _static_inputs
+    from models.fusion.config import enable_compilation_cache
     from models.fusion.data import FeaturePrep, synthetic_fusion_data
+    from models.fusion.losses import GradNormState
     from models.fusion.net import FusionConfig
-    from models.fusion.train import (
-        TRACE_COUNTS,
-        GradNormState,
-        TrainConfig,
-        _adamw,
-        _labelled,
-        _model_inputs,
-        _static_inputs,
-        _train_step,
-        enable_compilation_cache,
-        make_model,
-    )
+    from models.fusion.steps import TRACE_COUNTS, make_model
+    from models.fusion.steps import adamw as _adamw
+    from models.fusion.steps import train_step as _train_step
+    from models.fusion.train import TrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=30)
@@ -99,6 +96,21 @@ def main() -> None:
             ["samples/s", f"{args.batch / step_s:.0f}"],
             ["compilations of the train step", traces],
             ["peak device memory, MiB", "n/a (CPU)" if peak is None else f"{peak / 2**20:.0f}"],
+        ]
+        from models.fusion.gradcam import grad_cam, grad_cam_compilations
+
+        cam_cases = np.arange(min(32, len(data)))
+        cam_times = []
+        for _ in range(3):  # the first call compiles; the later ones must not
+            t = time.perf_counter()
+            grad_cam(model, data, prep, cam_cases, "egfr")
+            cam_times.append(time.perf_counter() - t)
+            if len(cam_times) == 1:
+                compiled_after_first = grad_cam_compilations()
+        rows += [
+            [f"Grad-CAM first call ({len(cam_cases)} cases, compile + run), s", f"{cam_times[0]:.2f}"],
+            ["Grad-CAM later calls, ms per case", f"{1000 * np.median(cam_times[1:]) / len(cam_cases):.1f}"],
+            ["Grad-CAM compilations after the first call", grad_cam_compilations() - compiled_after_first],
         ]
         print_table(f"Default configuration, batch {args.batch}, augmentation on", ["measure", "value"], rows)
         if args.full_cv:

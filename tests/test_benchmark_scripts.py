@@ -1,0 +1,26 @@
+"""The benchmark scripts run (a benchmark that no longer imports reports nothing): the fusion
+benchmark on a small cohort, checking its one-compilation guarantees in its output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_fusion_runs_and_reports_no_recompilation():
+    run = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_fusion.py"), "--steps", "2", "--cases", "16"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| compilations of the train step | 1 |" in run.stdout
+    assert "| Grad-CAM compilations after the first call | 0 |" in run.stdout
