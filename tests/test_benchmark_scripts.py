@@ -24,3 +24,19 @@ def test_bench_fusion_runs_and_reports_no_recompilation():
     assert run.returncode == 0, run.stderr[-2000:]
     assert "| compilations of the train step | 1 |" in run.stdout
     assert "| Grad-CAM compilations after the first call | 0 |" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_bench_extract_runs_both_tools_and_their_values_agree(shared_data):
+    import os
+
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_extract.py"), "--sets", "a", "--repeats", "1"]
+    cmd += ["--cases", "2", "--quick", "--skip", "sarcoma"]
+    env = {**os.environ, "RADFEAT_SHARED_DATA": str(shared_data)}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| original |")]
+    assert len(rows) == 3  # the whole-process row and lung1, lung2 per case
+    for row in rows:
+        assert float(row.strip("| ").split("|")[-1]) < 1e-6, row  # max relative difference
