@@ -17,13 +17,20 @@ import pandas as pd
 
 from radfeat.errors import ManifestError
 from radfeat.manifest import load_manifest
-from radfeat.providers import HabitatFeatures, PETDescriptors, WholeTumourRadiomics
+from radfeat.providers import HabitatFeatures, IBSIRadiomics, PETDescriptors, WholeTumourRadiomics
 from radfeat.providers.base import FeatureProvider
 from radfeat.runner import RunSummary, run_cases, utc_now, write_failures
 from radfeat.settings import load_settings, settings_hash
 from radfeat.table import write_table
 
-__all__ = ["ExtractionResult", "extract_table", "extract_case", "default_providers", "library_versions"]
+__all__ = [
+    "ExtractionResult",
+    "extract_table",
+    "extract_case",
+    "default_providers",
+    "library_versions",
+    "ibsi_identifiers",
+]
 
 TABLE_VERSION = 2
 
@@ -38,9 +45,29 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def ibsi_identifiers(columns) -> dict[str, dict[str, str]]:
+    """IBSI identity (tag, code, feature name, aggregation) of the IBSI engine's columns, for citing."""
+    from radfeat.features.ibsi import ibsi_catalogue
+
+    catalogue = ibsi_catalogue()
+    out = {}
+    for column in columns:
+        modality, _, rest = str(column).partition("_tumour_ibsi_")
+        if rest and modality in ("ct", "pet") and rest in catalogue:
+            out[str(column)] = {"tag": rest, **catalogue[rest]}
+    return out
+
+
 def default_providers(settings: dict[str, Any]) -> list[FeatureProvider]:
-    """Whole-tumour radiomics and PET descriptors."""
-    return [WholeTumourRadiomics(settings), PETDescriptors(settings)]
+    """Whole-tumour radiomics (the settings' ``engine``: pyradiomics, radfeat's IBSI engine or both) and
+    PET descriptors."""
+    engine = settings.get("engine", "pyradiomics")
+    providers: list[FeatureProvider] = []
+    if engine in ("pyradiomics", "both"):
+        providers.append(WholeTumourRadiomics(settings))
+    if engine in ("ibsi", "both"):
+        providers.append(IBSIRadiomics(settings))
+    return [*providers, PETDescriptors(settings)]
 
 
 def extract_case(row: dict[str, Any], settings: dict[str, Any], providers=None) -> dict[str, float]:
@@ -168,6 +195,10 @@ def extract_table(
         "n_failed": len({f["case_id"] for f in summary.failures}),
         "complete": not summary.interrupted,
     }
+    ibsi_columns = ibsi_identifiers(table.columns)
+    provenance["engine"] = settings.get("engine", "pyradiomics")
+    if ibsi_columns:
+        provenance["ibsi_identifiers"] = ibsi_columns
     if habitats is not None:
         model = habitats.model()
         provenance["habitat_model"] = {

@@ -59,6 +59,8 @@ class FeatureName:
 
 
 _RADIOMICS_FAMILIES = {"shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"}
+#: IBSI tag prefixes: the families of the IBSI engine's columns (``ct_tumour_ibsi_cm_joint_max_3D_avg``).
+_IBSI_FAMILIES = {"morph", "loc", "stat", "ih", "ivh", "cm", "rlm", "szm", "dzm", "ngt", "ngl"}
 
 
 def parse_column(name: str) -> FeatureName:
@@ -80,7 +82,8 @@ def parse_column(name: str) -> FeatureName:
     family, _, feature = tail.partition("_")
     if image_type == "suv":
         return FeatureName(modality, region, "suv", None, tail)
-    if family not in _RADIOMICS_FAMILIES or not feature:
+    known = _IBSI_FAMILIES if image_type == "ibsi" else _RADIOMICS_FAMILIES
+    if family not in known or not feature:
         raise ValueError(f"{name!r}: unknown feature family {family!r}; see docs/columns.md")
     return FeatureName(modality, region, image_type, family, feature)
 

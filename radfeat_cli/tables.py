@@ -148,10 +148,13 @@ def extract(
 
 
 @app.command()
-def info(table: Path = typer.Argument(..., help="A radfeat feature table.")) -> None:
-    """Print a table's provenance: versions, settings hash, cases, feature counts.
+def info(
+    table: Path = typer.Argument(..., help="A radfeat feature table."),
+    ibsi: bool = typer.Option(False, "--ibsi", help="List every IBSI-engine column with its IBSI code."),
+) -> None:
+    """Print a table's provenance: engine, versions, settings hash, cases, feature counts, IBSI codes.
 
-    Example: radfeat info features.parquet
+    Example: radfeat info features.parquet --ibsi
     """
     from radfeat.table import feature_columns, read_provenance, read_table
 
@@ -174,3 +177,14 @@ def info(table: Path = typer.Argument(..., help="A radfeat feature table.")) -> 
     for key in ("created", "manifest", "settings_hash", "n_cases", "n_extracted", "n_failed"):
         out.print(f"{key}: {prov.get(key)}", markup=False)
     out.print("versions: " + ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items()), markup=False)
+    engine = prov.get("engine") or (prov.get("settings") or {}).get("engine", "pyradiomics")
+    out.print(f"engine: {engine}", markup=False)
+    identifiers = prov.get("ibsi_identifiers") or {}
+    if identifiers:
+        out.print(f"IBSI identifiers: {len(identifiers)} columns carry one (--ibsi lists them)", markup=False)
+    if ibsi:
+        for column, ident in identifiers.items():
+            aggregation = f", {ident['aggregation']}" if ident.get("aggregation") else ""
+            out.print(
+                f"  {column}: IBSI {ident['ibsi_code']} ({ident['feature']}{aggregation})", markup=False
+            )

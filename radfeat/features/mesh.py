@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "mesh_coefficients",
+    "mesh_vertices",
     "configuration_tables",
     "cube_configurations",
     "TableBackend",
@@ -137,6 +138,13 @@ def _edge_vertices(mask: np.ndarray) -> np.ndarray:
         index[:, axis] += 1
         parts.append(index)
     return np.concatenate(parts)
+
+
+def mesh_vertices(mask: np.ndarray, spacing: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+    """Marching-cubes mesh vertices (n, 3) in mm, (z, y, x) order, of a (z, y, x) boolean mask whose border
+    voxels are 0: the midpoints of the grid edges whose two voxels differ (iso-level 0.5)."""
+    doubled = _edge_vertices(np.ascontiguousarray(mask, dtype=bool))
+    return doubled * (np.asarray(spacing, dtype=float) / 2.0)
 
 
 def _row_extremes(doubled: np.ndarray, along: int) -> np.ndarray:

@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_SETTINGS_PATH", "load_settings", "settings_hash", "validate_
 
 DEFAULT_SETTINGS_PATH = Path(__file__).with_name("default.yaml")
 MODALITIES = ("ct", "pet")
-_TOP_KEYS = {"version", *MODALITIES, "pet_descriptors", "habitats", "run"}
+_TOP_KEYS = {"version", *MODALITIES, "pet_descriptors", "habitats", "run", "engine", "ibsi"}
 _DESCRIPTOR_KEYS = {
     "enabled",
     "peak_sphere_ml",
@@ -58,6 +58,20 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
             make_extractor(block)
         except ValueError as exc:
             raise ValueError(f"{source}: section {modality!r}: {exc}") from None
+    from radfeat.features.ibsi import DEFAULT_BLOCKS, ENGINES, IBSISettings
+
+    engine = settings.get("engine", "pyradiomics")
+    if engine not in ENGINES:
+        raise ValueError(f"{source}: engine {engine!r} not known; valid: {list(ENGINES)}")
+    ibsi = settings.get("ibsi") or {}
+    if not isinstance(ibsi, dict) or set(ibsi) - set(MODALITIES):
+        raise ValueError(f"{source}: ibsi must map ct / pet to engine settings, got {ibsi!r}")
+    for modality, block in ibsi.items():
+        if block is not None:
+            try:
+                IBSISettings.from_mapping({**DEFAULT_BLOCKS[modality], **block})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{source}: ibsi.{modality}: {exc}") from None
     descriptors = settings.get("pet_descriptors") or {}
     bad = set(descriptors) - _DESCRIPTOR_KEYS
     if bad:

@@ -1,0 +1,241 @@
+"""Texture matrices of IBSI 1 (chapter 3.6–3.11), vectorised over slices and directions.
+
+Every builder takes a discretised (z, y, x) image of grey levels ``1..n_levels`` (int), a boolean ROI
+mask of the same shape and returns counts per *slice* (first axis; length 1 when ``by_slice`` is false)
+and, for the directional matrices, per *direction* (second axis). The aggregation methods of IBSI
+(2D / 2.5D / 3D, averaged / merged) are sums and means over those two axes, done in
+:mod:`radfeat.features.ibsi.aggregation`. Slices are planes of equal z (axial for the usual image
+orientation). Neighbourhoods are Chebyshev distance 1: 8 neighbours in a slice, 26 in 3D.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+__all__ = [
+    "DIRECTIONS_2D",
+    "DIRECTIONS_3D",
+    "cooccurrence_matrices",
+    "run_length_matrices",
+    "zone_matrices",
+    "neighbourhood_difference",
+    "dependence_matrices",
+]
+
+#: The 13 unique (dz, dy, dx) directions of 3D (one of each ± pair), in lexicographic order.
+DIRECTIONS_3D: tuple[tuple[int, int, int], ...] = tuple(
+    d for d in itertools.product((-1, 0, 1), repeat=3) if d > (0, 0, 0)
+)
+#: The 4 in-slice directions (0°, 45°, 90°, 135°).
+DIRECTIONS_2D: tuple[tuple[int, int, int], ...] = tuple(d for d in DIRECTIONS_3D if d[0] == 0)
+
+
+def _slice_index(mask: np.ndarray, by_slice: bool) -> tuple[np.ndarray, int]:
+    """z of every voxel (broadcast grid) and the number of slices (1 when not by slice)."""
+    if not by_slice:
+        return np.zeros(mask.shape, dtype=np.int64), 1
+    return np.broadcast_to(np.arange(mask.shape[0])[:, None, None], mask.shape), mask.shape[0]
+
+
+def _shifted(array: np.ndarray, offset: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(``array`` at k, ``array`` at k + offset) for every k where both lie in the grid."""
+    src, dst = [], []
+    for d, n in zip(offset, array.shape, strict=True):
+        src.append(slice(max(0, -d), n - max(0, d)))
+        dst.append(slice(max(0, d), n - max(0, -d)))
+    return array[tuple(src)], array[tuple(dst)]
+
+
+def cooccurrence_matrices(
+    levels: np.ndarray,
+    mask: np.ndarray,
+    n_levels: int,
+    directions: tuple[tuple[int, int, int], ...],
+    by_slice: bool = False,
+) -> np.ndarray:
+    """Symmetric grey-level co-occurrence counts at distance 1: (slices, directions, n_levels, n_levels).
+
+    A pair counts when both voxels lie in the ROI; each pair is counted in both orders (IBSI's
+    symmetric matrix). ``by_slice`` requires in-slice directions (dz = 0).
+    """
+    z_of, n_slices = _slice_index(mask, by_slice)
+    out = np.zeros((n_slices, len(directions), n_levels, n_levels))
+    for d_index, offset in enumerate(directions):
+        if by_slice and offset[0] != 0:
+            raise ValueError("slice-wise co-occurrence needs in-slice directions")
+        m0, m1 = _shifted(mask, offset)
+        g0, g1 = _shifted(levels, offset)
+        both = m0 & m1
+        z = _shifted(z_of, offset)[0][both]
+        flat = (z * n_levels + (g0[both] - 1)) * n_levels + (g1[both] - 1)
+        counts = np.bincount(flat, minlength=n_slices * n_levels * n_levels).reshape(
+            n_slices, n_levels, n_levels
+        )
+        out[:, d_index] = counts + counts.transpose(0, 2, 1)
+    return out
+
+
+def run_length_matrices(
+    levels: np.ndarray,
+    mask: np.ndarray,
+    n_levels: int,
+    directions: tuple[tuple[int, int, int], ...],
+    by_slice: bool = False,
+) -> np.ndarray:
+    """Grey-level run-length counts: (slices, directions, n_levels, longest possible run).
+
+    A run is a maximal line of ROI voxels of equal grey level along a direction; voxels outside the ROI
+    end runs. Voxels are sorted by (line, position along the line); runs are the stretches of that
+    order with equal line, consecutive positions and equal grey level.
+    """
+    coords = np.stack(np.nonzero(mask), axis=1).astype(np.int64)  # (n, 3) z, y, x
+    grey = levels[mask].astype(np.int64)
+    longest = int(max(mask.shape))
+    z_of, n_slices = _slice_index(mask, by_slice)
+    slices = z_of[mask].astype(np.int64)
+    out = np.zeros((n_slices, len(directions), n_levels, longest))
+    base = 2 * longest + 1
+    for d_index, offset in enumerate(directions):
+        step = np.asarray(offset, dtype=np.int64)
+        axis = int(np.flatnonzero(step)[0])
+        position = coords[:, axis] * step[axis]  # grows by 1 per step along the direction
+        start = coords - position[:, None] * step[None, :] + longest  # the line's point at position 0
+        line = (start[:, 0] * base + start[:, 1]) * base + start[:, 2]
+        order = np.lexsort((position, line))
+        line, position, g = line[order], position[order], grey[order]
+        new_run = np.ones(len(order), dtype=bool)
+        new_run[1:] = (line[1:] != line[:-1]) | (position[1:] != position[:-1] + 1) | (g[1:] != g[:-1])
+        starts = np.flatnonzero(new_run)
+        lengths = np.diff(np.append(starts, len(order)))
+        flat = (slices[order][starts] * n_levels + (g[starts] - 1)) * longest + (lengths - 1)
+        out[:, d_index] = np.bincount(flat, minlength=n_slices * n_levels * longest).reshape(
+            n_slices, n_levels, longest
+        )
+    return out
+
+
+def _connectivity(by_slice: bool) -> np.ndarray:
+    structure = np.ones((3, 3, 3), dtype=bool)
+    if by_slice:
+        structure[0] = structure[2] = False
+    return structure
+
+
+def edge_distance(mask: np.ndarray, by_slice: bool = False) -> np.ndarray:
+    """Distance (in voxels) of every ROI voxel to the ROI edge, 1 at the edge: taxicab (6-connected in
+    3D, 4-connected within a slice), the image border counting as outside (IBSI 3.9, GLDZM)."""
+    from scipy import ndimage
+
+    padded = np.pad(mask, 1)
+    metric = np.zeros((3, 3, 3), dtype=bool)
+    metric[1, 1, :] = metric[1, :, 1] = True
+    if not by_slice:
+        metric[:, 1, 1] = True
+    distance = ndimage.distance_transform_cdt(padded, metric=metric)
+    return distance[1:-1, 1:-1, 1:-1]
+
+
+def zone_matrices(
+    levels: np.ndarray,
+    mask: np.ndarray,
+    n_levels: int,
+    by_slice: bool = False,
+    distance_mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Size-zone and distance-zone counts of the same zones: ((slices, n_levels, largest zone),
+    (slices, n_levels, largest distance)).
+
+    A zone is a connected set of ROI voxels of equal grey level (26-connected in 3D, 8-connected in a
+    slice). Its distance is the smallest edge distance (:func:`edge_distance`) of its voxels, measured
+    in ``distance_mask`` (IBSI: the morphological mask, before re-segmentation; default ``mask``).
+    """
+    from scipy import ndimage
+
+    z_of, n_slices = _slice_index(mask, by_slice)
+    distance = edge_distance(mask if distance_mask is None else distance_mask, by_slice)
+    structure = _connectivity(by_slice)
+    sizes, distances, greys, zone_slices = [], [], [], []
+    for grey in np.unique(levels[mask]):
+        labels, n_zones = ndimage.label(mask & (levels == grey), structure=structure)
+        inside = labels > 0
+        lab = labels[inside]
+        sizes.append(np.bincount(lab, minlength=n_zones + 1)[1:])
+        nearest = np.full(n_zones + 1, np.iinfo(np.int64).max)
+        np.minimum.at(nearest, lab, distance[inside].astype(np.int64))
+        distances.append(nearest[1:])
+        first = np.zeros(n_zones + 1, dtype=np.int64)
+        first[lab] = z_of[inside]
+        zone_slices.append(first[1:])
+        greys.append(np.full(n_zones, grey, dtype=np.int64))
+    size, dist = np.concatenate(sizes), np.concatenate(distances)
+    grey, zone_slice = np.concatenate(greys), np.concatenate(zone_slices)
+    largest, farthest = int(size.max()), int(dist.max())
+    size_flat = (zone_slice * n_levels + grey - 1) * largest + size - 1
+    dist_flat = (zone_slice * n_levels + grey - 1) * farthest + dist - 1
+    size_zone = np.bincount(size_flat, minlength=n_slices * n_levels * largest)
+    distance_zone = np.bincount(dist_flat, minlength=n_slices * n_levels * farthest)
+    return (
+        size_zone.reshape(n_slices, n_levels, largest).astype(float),
+        distance_zone.reshape(n_slices, n_levels, farthest).astype(float),
+    )
+
+
+def _neighbour_offsets(by_slice: bool) -> list[tuple[int, int, int]]:
+    span = (0,) if by_slice else (-1, 0, 1)
+    return [d for d in itertools.product(span, (-1, 0, 1), (-1, 0, 1)) if d != (0, 0, 0)]
+
+
+def _neighbour_sums(values: np.ndarray, offsets: list[tuple[int, int, int]]) -> np.ndarray:
+    """Sum over the neighbours (at ``offsets``) of every voxel; outside the grid counts 0."""
+    padded = np.pad(values, 1)
+    total = np.zeros(values.shape, dtype=values.dtype)
+    nz, ny, nx = values.shape
+    for dz, dy, dx in offsets:
+        total += padded[1 + dz : 1 + dz + nz, 1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
+    return total
+
+
+def neighbourhood_difference(
+    levels: np.ndarray, mask: np.ndarray, n_levels: int, by_slice: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """NGTDM sums ``s_i`` and voxel counts ``n_i`` per slice: two (slices, n_levels) arrays.
+
+    ``s_i`` sums |i − Ā| over the ROI voxels of grey level i, Ā the mean grey level of the voxel's
+    neighbours in the ROI; voxels without a neighbour in the ROI are left out (IBSI 3.10).
+    """
+    offsets = _neighbour_offsets(by_slice)
+    inside = mask.astype(np.float64)
+    grey = np.where(mask, levels, 0).astype(np.float64)
+    neighbours = _neighbour_sums(inside, offsets)
+    valid = mask & (neighbours > 0)
+    mean = _neighbour_sums(grey, offsets)[valid] / neighbours[valid]
+    g = levels[valid].astype(np.int64)
+    z_of, n_slices = _slice_index(mask, by_slice)
+    flat = z_of[valid] * n_levels + g - 1
+    size = n_slices * n_levels
+    s = np.bincount(flat, weights=np.abs(g - mean), minlength=size).reshape(n_slices, n_levels)
+    n = np.bincount(flat, minlength=size).reshape(n_slices, n_levels).astype(float)
+    return s, n
+
+
+def dependence_matrices(
+    levels: np.ndarray, mask: np.ndarray, n_levels: int, by_slice: bool = False, alpha: int = 0
+) -> np.ndarray:
+    """NGLDM counts (slices, n_levels, 1 + number of neighbours): voxels of grey level i whose
+    neighbourhood holds j − 1 ROI voxels within ``alpha`` grey levels of their own (IBSI 3.11; j counts
+    the voxel itself, as pyradiomics' GLDM does)."""
+    offsets = _neighbour_offsets(by_slice)
+    padded_g = np.pad(levels.astype(np.int64), 1)
+    padded_m = np.pad(mask, 1)
+    nz, ny, nx = levels.shape
+    dependent = np.zeros(levels.shape, dtype=np.int64)
+    for dz, dy, dx in offsets:
+        window = (slice(1 + dz, 1 + dz + nz), slice(1 + dy, 1 + dy + ny), slice(1 + dx, 1 + dx + nx))
+        dependent += padded_m[window] & (np.abs(padded_g[window] - levels) <= alpha)
+    z_of, n_slices = _slice_index(mask, by_slice)
+    width = len(offsets) + 1
+    flat = (z_of[mask] * n_levels + levels[mask].astype(np.int64) - 1) * width + dependent[mask]
+    counts = np.bincount(flat, minlength=n_slices * n_levels * width)
+    return counts.reshape(n_slices, n_levels, width).astype(float)
