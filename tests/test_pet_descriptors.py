@@ -97,3 +97,52 @@ def test_one_voxel_tumour_still_has_descriptors():
     d = pet_descriptors(np.where(mask, 3.0, 1.0), mask, (4.0, 4.0, 4.0))
     assert d["SUVmax"] == 3.0 and d["VOI_ml"] == pytest.approx(0.064)
     assert 1.0 < d["SUVpeak"] < 3.0
+
+
+@pytest.mark.parametrize("spacing", [(4.0, 4.0, 4.0), (2.73, 2.73, 3.27), (4.07, 4.07, 2.0), (1.0, 1.0, 1.0)])
+def test_exact_volume_sphere_holds_the_stated_volume(spacing):
+    """The voxel-centre rule's "1 mL" sphere holds 0.69–1.08 mL depending on the grid; the exact-volume
+    rule holds 1 mL on every grid, and both are recorded as SUVpeak_sphere_ml."""
+    from radfeat.features.pet import peak_sphere_volume_ml, sphere_kernel
+
+    exact = peak_sphere_volume_ml(spacing, 1.0, "exact_volume")
+    assert exact == pytest.approx(1.0, rel=1e-12)
+    centre = peak_sphere_volume_ml(spacing, 1.0, "voxel_centre")
+    assert 0.5 < centre < 1.5
+    kernel = sphere_kernel(6.2035, spacing, "exact_volume")
+    assert kernel.max() <= 1.0 + 1e-9 and kernel.min() >= 0.0  # fractions of voxels
+    assert kernel[tuple(n // 2 for n in kernel.shape)] == pytest.approx(1.0)
+    # A uniform field of 3 SUV: both rules give 3; a linear ramp's peak is its centre value (symmetry).
+    suv = np.full((31, 31, 31), 3.0)
+    mask = np.zeros(suv.shape, bool)
+    mask[15, 15, 15] = True
+    for rule in ("voxel_centre", "exact_volume"):
+        local, global_ = suv_peak(suv, mask, spacing, 1.0, rule)
+        assert local == pytest.approx(3.0) and global_ == pytest.approx(3.0)
+    ramp = np.broadcast_to(np.arange(31.0)[None, None, :], suv.shape).copy()
+    local, _ = suv_peak(ramp, mask, spacing, 1.0, "exact_volume")
+    assert local == pytest.approx(15.0)
+    d = pet_descriptors(suv, mask, spacing, peak_sphere_rule="exact_volume")
+    assert d["SUVpeak_sphere_ml"] == pytest.approx(1.0)
+    assert pet_descriptors(suv, mask, spacing)["SUVpeak_sphere_ml"] == pytest.approx(centre)
+    with pytest.raises(ValueError, match="rule"):
+        suv_peak(suv, mask, spacing, 1.0, "ball")
+
+
+def test_exact_volume_sphere_mean_equals_a_fine_grid_sphere_mean():
+    """Coarse 4 mm voxels of random uptake, seen on a 9× finer grid (each coarse voxel 9³ fine ones, so
+    the coarse centre is a fine voxel's centre): the fine grid's voxel-centre sphere is nearly the true
+    sphere. The exact-volume mean on the coarse grid matches it; the coarse voxel-centre mean does not."""
+    rng = np.random.default_rng(0)
+    coarse = rng.gamma(2.0, 2.0, size=(7, 7, 7))
+    mask = np.zeros(coarse.shape, bool)
+    mask[3, 3, 3] = True
+    fine = np.repeat(np.repeat(np.repeat(coarse, 9, 0), 9, 1), 9, 2)
+    offsets = (np.arange(63) - 31) * 4 / 9
+    z, y, x = np.meshgrid(offsets, offsets, offsets, indexing="ij")
+    ball = z**2 + y**2 + x**2 <= (3000 / (4 * np.pi)) ** (2 / 3)  # the fine voxel centres in 1 mL
+    reference = fine[ball].mean()
+    exact, _ = suv_peak(coarse, mask, (4.0, 4.0, 4.0), 1.0, "exact_volume")
+    centre, _ = suv_peak(coarse, mask, (4.0, 4.0, 4.0), 1.0, "voxel_centre")
+    assert exact == pytest.approx(reference, rel=5e-3)
+    assert abs(exact - reference) < abs(centre - reference) / 3

@@ -13,12 +13,16 @@ Zwanenburg et al. (2020), IBSI, Radiology 295:328-338 (local and global intensit
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 __all__ = [
     "suv_peak",
+    "sphere_kernel",
+    "peak_sphere_volume_ml",
+    "PEAK_SPHERE_RULES",
     "metabolic_tumour_volume_ml",
     "cumulative_suv_volume_histogram",
     "auc_csh",
@@ -28,33 +32,83 @@ __all__ = [
 ]
 
 
-def _sphere_kernel(radius_mm: float, spacing_xyz) -> np.ndarray:
-    """Boolean (z, y, x) kernel of the voxels whose centres lie within ``radius_mm`` of the centre."""
+#: SUVpeak sphere rules: ``voxel_centre`` (IBSI: the voxels whose centres lie in the sphere, whose volume
+#: then depends on the grid: 0.69–1.08 mL for a "1 mL" sphere on clinical PET grids) or ``exact_volume``
+#: (each voxel weighted by the fraction of it inside the sphere: exactly the stated volume).
+PEAK_SPHERE_RULES = ("voxel_centre", "exact_volume")
+_SUBSAMPLES = 20  # per axis and boundary voxel, for the fraction of a voxel inside the sphere
+
+
+@functools.lru_cache(maxsize=64)
+def sphere_kernel(
+    radius_mm: float, spacing_xyz: tuple[float, float, float], rule: str = "voxel_centre"
+) -> np.ndarray:
+    """Weights (z, y, x) of the voxels around a centre voxel for a sphere of ``radius_mm``.
+
+    ``voxel_centre``: 1 for voxels whose centres lie within the radius, else 0. ``exact_volume``: the
+    fraction of each voxel inside the sphere — 1 for voxels wholly inside, 20³ sub-voxel points for those
+    the surface cuts, whose fractions are then scaled so that the weights times the voxel volume sum to
+    the sphere's volume exactly."""
+    if rule not in PEAK_SPHERE_RULES:
+        raise ValueError(f"peak sphere rule {rule!r} not known; valid: {list(PEAK_SPHERE_RULES)}")
     sx, sy, sz = (float(v) for v in spacing_xyz)
-    rz, ry, rx = (int(math.floor(radius_mm / s)) for s in (sz, sy, sx))
-    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
-    return (z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2 <= radius_mm**2 + 1e-9
+    if rule == "voxel_centre":
+        rz, ry, rx = (int(math.floor(radius_mm / s)) for s in (sz, sy, sx))
+        z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
+        return ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2 <= radius_mm**2 + 1e-9).astype(float)
+    rz, ry, rx = (int(math.floor(radius_mm / s + 0.5)) for s in (sz, sy, sx))
+    spacing = np.array([sz, sy, sx])
+    centres = (
+        np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in (rz, ry, rx)], indexing="ij"), -1) * spacing
+    )
+    nearest = np.sqrt((np.maximum(np.abs(centres) - spacing / 2, 0.0) ** 2).sum(-1))
+    farthest = np.sqrt(((np.abs(centres) + spacing / 2) ** 2).sum(-1))
+    weights = (farthest <= radius_mm).astype(float)  # wholly inside
+    boundary = np.argwhere((nearest < radius_mm) & (farthest > radius_mm))
+    offsets = ((np.arange(_SUBSAMPLES) + 0.5) / _SUBSAMPLES - 0.5)[:, None] * spacing[None, :]
+    sub = np.stack(np.meshgrid(offsets[:, 0], offsets[:, 1], offsets[:, 2], indexing="ij"), -1).reshape(-1, 3)
+    for index in boundary:
+        points = centres[tuple(index)] + sub
+        weights[tuple(index)] = np.mean((points**2).sum(-1) <= radius_mm**2)
+    # Scale the boundary fractions so that the weights hold the sphere's volume exactly.
+    inside_voxels = float((farthest <= radius_mm).sum())
+    target = 4.0 / 3.0 * math.pi * radius_mm**3 / float(np.prod(spacing)) - inside_voxels
+    on_edge = (nearest < radius_mm) & (farthest > radius_mm)
+    weights[on_edge] *= target / weights[on_edge].sum()
+    return weights
+
+
+def peak_sphere_volume_ml(spacing_xyz, sphere_ml: float = 1.0, rule: str = "voxel_centre") -> float:
+    """The volume (mL) the SUVpeak sphere actually averages over on this grid (voxel-centre rule: the
+    voxels counted × voxel volume; exact-volume rule: ``sphere_ml``)."""
+    kernel = sphere_kernel(_peak_radius_mm(sphere_ml), tuple(float(s) for s in spacing_xyz), rule)
+    return float(kernel.sum() * np.prod(spacing_xyz) / 1000.0)
+
+
+def _peak_radius_mm(sphere_ml: float) -> float:
+    return (3.0 * sphere_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
 
 
 def _sphere_means(suv: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Mean SUV within the sphere around every voxel (voxels outside the image are left out)."""
-    k = kernel.astype(float)
+    """Weighted mean SUV within the sphere around every voxel (voxels outside the image are left out)."""
     from scipy import ndimage  # imported here: CT-only runs never need it
 
-    total = ndimage.convolve(suv.astype(float), k, mode="constant", cval=0.0)
-    count = ndimage.convolve(np.ones(suv.shape), k, mode="constant", cval=0.0)
+    total = ndimage.convolve(suv.astype(float), kernel, mode="constant", cval=0.0)
+    count = ndimage.convolve(np.ones(suv.shape), kernel, mode="constant", cval=0.0)
     return total / count
 
 
-def suv_peak(suv: np.ndarray, mask: np.ndarray, spacing_xyz, sphere_ml: float = 1.0) -> tuple[float, float]:
+def suv_peak(
+    suv: np.ndarray, mask: np.ndarray, spacing_xyz, sphere_ml: float = 1.0, rule: str = "voxel_centre"
+) -> tuple[float, float]:
     """Local and global SUVpeak: mean SUV in a ``sphere_ml`` sphere (1 mL → radius 6.20 mm).
 
     Local (IBSI "local intensity peak"): the sphere centred on the hottest tumour voxel (the highest
     sphere mean when several voxels share the maximum). Global: the highest sphere mean centred on any
-    tumour voxel. The sphere takes image voxels inside or outside the mask, as the definition asks.
+    tumour voxel. The sphere takes image voxels inside or outside the mask, as the definition asks;
+    ``rule`` chooses which (:data:`PEAK_SPHERE_RULES`).
     """
-    radius = (3.0 * sphere_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
-    kernel = _sphere_kernel(radius, spacing_xyz)
+    kernel = sphere_kernel(_peak_radius_mm(sphere_ml), tuple(float(s) for s in spacing_xyz), rule)
     # Only the region around the tumour is needed.
     pad = np.array(kernel.shape) // 2
     nz = np.nonzero(mask)
@@ -131,6 +185,7 @@ def pet_descriptors(
     spacing_xyz,
     *,
     peak_sphere_ml: float = 1.0,
+    peak_sphere_rule: str = "voxel_centre",
     mtv_percent_of_max: float = 41.0,
     mtv_absolute_suv: float = 2.5,
     heterogeneity_factor_range: tuple[float, float] = (40.0, 80.0),
@@ -149,7 +204,7 @@ def pet_descriptors(
     Returns
     -------
     dict with SUVmax, SUVmean, SUVsd (VOI, population SD), SUVpeak (local), SUVpeak_global,
-    VOI_ml, MTV{p}_ml and SUVmean_MTV{p} and TLG{p} (SUV·mL) at p % SUVmax, the same at the
+    SUVpeak_sphere_ml (the volume the peak sphere averages over, ``peak_sphere_rule``), VOI_ml, MTV{p}_ml and SUVmean_MTV{p} and TLG{p} (SUV·mL) at p % SUVmax, the same at the
     absolute threshold (``MTV_SUV2p5_ml`` …), CoV, HI (SUVmax/SUVmean), HF (mL per % SUVmax),
     AUC_CSH, V10, V90, I10, I90.
 
@@ -169,13 +224,14 @@ def pet_descriptors(
         raise ValueError(f"{int((~np.isfinite(voi)).sum())} tumour voxel(s) have NaN/inf SUV")
     voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
     suv_max, suv_mean = float(voi.max()), float(voi.mean())
-    local_peak, global_peak = suv_peak(suv, mask, spacing_xyz, peak_sphere_ml)
+    local_peak, global_peak = suv_peak(suv, mask, spacing_xyz, peak_sphere_ml, peak_sphere_rule)
     out = {
         "SUVmax": suv_max,
         "SUVmean": suv_mean,
         "SUVsd": float(voi.std()),
         "SUVpeak": local_peak,
         "SUVpeak_global": global_peak,
+        "SUVpeak_sphere_ml": peak_sphere_volume_ml(spacing_xyz, peak_sphere_ml, peak_sphere_rule),
         "VOI_ml": float(voi.size * voxel_ml),
     }
     pct_tag = f"{mtv_percent_of_max:g}".replace(".", "p")

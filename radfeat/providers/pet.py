@@ -23,7 +23,7 @@ class PETDescriptors(FeatureProvider):
     """
 
     name = "pet_descriptors"
-    version = 1
+    version = 2  # 2: SUVpeak_sphere_ml, peak_sphere_rule
     libraries = ("radfeat", "numpy", "scipy")
     pet = None
 

@@ -18,6 +18,7 @@ _TOP_KEYS = {"version", *MODALITIES, "pet_descriptors", "habitats", "run", "engi
 _DESCRIPTOR_KEYS = {
     "enabled",
     "peak_sphere_ml",
+    "peak_sphere_rule",
     "mtv_percent_of_max",
     "mtv_absolute_suv",
     "heterogeneity_factor_range",
@@ -77,6 +78,13 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
     if bad:
         raise ValueError(
             f"{source}: pet_descriptors: unknown key(s) {sorted(bad)}; valid: {sorted(_DESCRIPTOR_KEYS)}"
+        )
+    from radfeat.features.pet import PEAK_SPHERE_RULES
+
+    rule = descriptors.get("peak_sphere_rule", "voxel_centre")
+    if rule not in PEAK_SPHERE_RULES:
+        raise ValueError(
+            f"{source}: pet_descriptors.peak_sphere_rule {rule!r} not known; valid: {list(PEAK_SPHERE_RULES)}"
         )
     lo, hi = descriptors.get("heterogeneity_factor_range", [40, 80])
     if not 0 < lo < hi <= 100:

@@ -66,6 +66,8 @@ class IBSISettings:
         ivh_discretisation / ivh_bin_width / ivh_bin_count: the same for the intensity-volume histogram.
         families: which of :data:`FAMILIES` to compute.
         peak_sphere_ml: sphere of the local and global intensity peaks (1 mL: radius 6.2 mm).
+        peak_sphere_rule: ``voxel_centre`` (IBSI) or ``exact_volume`` (partial-volume weights, exactly
+            ``peak_sphere_ml``), see :data:`radfeat.features.pet.PEAK_SPHERE_RULES`.
         ngldm_alpha: NGLDM coarseness (grey levels within which neighbours depend).
     """
 
@@ -83,6 +85,7 @@ class IBSISettings:
     ivh_bin_count: int = 1000
     families: tuple[str, ...] = field(default=FAMILIES)
     peak_sphere_ml: float = 1.0
+    peak_sphere_rule: str = "voxel_centre"
     ngldm_alpha: int = 0
 
     @classmethod
@@ -101,6 +104,12 @@ class IBSISettings:
         unknown = set(self.families) - set(FAMILIES)
         if unknown:
             raise ValueError(f"unknown feature families {sorted(unknown)}; choose from {FAMILIES}")
+        from radfeat.features.pet import PEAK_SPHERE_RULES
+
+        if self.peak_sphere_rule not in PEAK_SPHERE_RULES:
+            raise ValueError(
+                f"peak_sphere_rule must be one of {PEAK_SPHERE_RULES}, not {self.peak_sphere_rule!r}"
+            )
         if self.interpolation_order not in (0, 1, 3):
             raise ValueError("interpolation_order must be 0 (nearest), 1 (linear) or 3 (cubic spline)")
 
@@ -183,7 +192,9 @@ def ibsi_features(
     if "morphology" in families:
         out.update(morphology_features(mask, intensity_mask, image, spacing_zyx))  # type: ignore[arg-type]
     if "local_intensity" in families:
-        local, global_ = suv_peak(image, intensity_mask, spacing_zyx[::-1], sphere_ml=settings.peak_sphere_ml)
+        local, global_ = suv_peak(
+            image, intensity_mask, spacing_zyx[::-1], settings.peak_sphere_ml, settings.peak_sphere_rule
+        )
         out.update({"loc_peak_loc": local, "loc_peak_glob": global_})
     if "statistics" in families:
         out.update(intensity_statistics(values))
