@@ -204,7 +204,8 @@ def pet_descriptors(
     Returns
     -------
     dict with SUVmax, SUVmean, SUVsd (VOI, population SD), SUVpeak (local), SUVpeak_global,
-    SUVpeak_sphere_ml (the volume the peak sphere averages over, ``peak_sphere_rule``), VOI_ml, MTV{p}_ml and SUVmean_MTV{p} and TLG{p} (SUV·mL) at p % SUVmax, the same at the
+    SUVpeak_sphere_ml (the volume the peak sphere averages over, ``peak_sphere_rule``), VOI_ml,
+    MTV{p}_ml and SUVmean_MTV{p} and TLG{p} (SUV·mL) at p % SUVmax, the same at the
     absolute threshold (``MTV_SUV2p5_ml`` …), CoV, HI (SUVmax/SUVmean), HF (mL per % SUVmax),
     AUC_CSH, V10, V90, I10, I90.
 
