@@ -6,10 +6,13 @@
   (statistics, histogram, intensity-volume histogram), :mod:`~radfeat.features.ibsi.matrices` (GLCM,
   GLRLM, GLSZM, GLDZM, NGTDM, NGLDM counts), :mod:`~radfeat.features.ibsi.texture` (their formulas),
   :mod:`~radfeat.features.ibsi.aggregation` (2D / 2.5D / 3D, averaged / merged) and
-  :mod:`~radfeat.features.ibsi.preprocessing` (interpolation, re-segmentation, discretisation).
+  :mod:`~radfeat.features.ibsi.preprocessing` (interpolation, re-segmentation, discretisation);
+* :mod:`~radfeat.features.ibsi.filters` — the IBSI 2 convolutional filters (mean, LoG, Laws, Gabor,
+  separable wavelets, Simoncelli).
 
 Checked against all 482 IBSI 1 digital-phantom consensus values and the CT-phantom configurations A–E
-(``tests/test_ibsi_engine.py``).
+(``tests/test_ibsi_engine.py``), and 30 IBSI 2 phase-1 reference response maps
+(``tests/test_ibsi_filters.py``).
 """
 
 from radfeat.features.ibsi.catalogue import IBSI_FAMILY_PREFIXES, ibsi_catalogue
