@@ -65,6 +65,10 @@ class IBSISettings:
             intensities as grey levels, as the IBSI digital phantom does).
         ivh_discretisation / ivh_bin_width / ivh_bin_count: the same for the intensity-volume histogram.
         families: which of :data:`FAMILIES` to compute.
+        filter: an IBSI 2 filter (``{"kind": "laws", "kernel": "L5E5E5", …}``, see
+            :func:`radfeat.features.ibsi.filters.apply_filter`) applied to the (interpolated) image; the
+            intensity features are then those of its response map inside the intensity mask, which is
+            still re-segmented on the unfiltered image (IBSI 2).
         peak_sphere_ml: sphere of the local and global intensity peaks (1 mL: radius 6.2 mm).
         peak_sphere_rule: ``voxel_centre`` (IBSI) or ``exact_volume`` (partial-volume weights, exactly
             ``peak_sphere_ml``), see :data:`radfeat.features.pet.PEAK_SPHERE_RULES`.
@@ -84,6 +88,7 @@ class IBSISettings:
     ivh_bin_width: float = 2.5
     ivh_bin_count: int = 1000
     families: tuple[str, ...] = field(default=FAMILIES)
+    filter: dict | None = None
     peak_sphere_ml: float = 1.0
     peak_sphere_rule: str = "voxel_centre"
     ngldm_alpha: int = 0
@@ -177,6 +182,10 @@ def ibsi_features(
     intensity_mask = resegment(image, mask, settings.resegment_range, settings.outlier_sigma)
     if not intensity_mask.any():
         raise ValueError("no ROI voxel is left after re-segmentation; widen resegment_range")
+    if settings.filter is not None:
+        from radfeat.features.ibsi.filters import apply_filter
+
+        image = apply_filter(image, spacing_zyx, settings.filter)  # type: ignore[arg-type]
     # Crop to the ROI (the peak sphere needs a margin of image around it).
     margin = [int(np.ceil(8.0 / s)) for s in spacing_zyx]
     nz = np.nonzero(mask)
@@ -187,6 +196,8 @@ def ibsi_features(
     image, mask, intensity_mask = image[box], mask[box], intensity_mask[box]
     values = image[intensity_mask]
     lower, upper = settings.resegment_range or (None, None)
+    if settings.filter is not None:
+        lower = upper = None  # the range bounds the unfiltered intensities, not the response
     families = settings.families
     out: dict[str, float] = {}
     if "morphology" in families:

@@ -26,6 +26,8 @@ __all__ = [
     "gabor_filter",
     "separable_wavelet",
     "simoncelli_wavelet",
+    "FILTERS",
+    "apply_filter",
 ]
 
 #: IBSI 2 boundary conditions → SciPy's ``mode`` names.
@@ -240,14 +242,17 @@ def separable_wavelet(
     boundary: str = "mirror",
     rotation_invariant: bool = False,
     pooling: str = "mean",
+    by_slice: bool = False,
 ) -> np.ndarray:
     """Undecimated separable wavelet response (IBSI 2, 2.5): ``response`` gives the low (L) or high (H)
-    pass filter for x, y and z; level j filters the level j − 1 LLL response with the dilated filters.
-    Filters are PyWavelets' decomposition filters (``haar``, ``db2``, ``coif1`` …)."""
+    pass filter for x, y (and z; two letters with ``by_slice``); level j filters the level j − 1 all-low
+    response with the dilated filters. Filters are PyWavelets' decomposition filters (``haar``, ``db2``,
+    ``coif1`` …)."""
     import pywt
 
-    if len(response) != 3 or set(response) - {"L", "H"}:
-        raise ValueError(f"wavelet response {response!r}: three letters L or H for x, y and z")
+    n_axes = 2 if by_slice else 3
+    if len(response) != n_axes or set(response) - {"L", "H"}:
+        raise ValueError(f"wavelet response {response!r}: {n_axes} letters L or H, x first")
     bank = pywt.Wavelet(wavelet)
     low, high = np.asarray(bank.dec_lo), np.asarray(bank.dec_hi)
     mode = _mode(boundary)
@@ -255,24 +260,55 @@ def separable_wavelet(
     def filt(a: np.ndarray) -> np.ndarray:
         out = a
         for j in range(1, level + 1):
-            letters = response if j == level else "LLL"
+            letters = response if j == level else "L" * n_axes
             kernels = [_dilated(low if c == "L" else high, j) for c in letters]
-            out = _separable(out, kernels, mode, by_slice=False)
+            out = _separable(out, kernels, mode, by_slice)
         return out
 
     image = np.asarray(image, dtype=float)
-    return _rotation_invariant(image, filt, False, pooling) if rotation_invariant else filt(image)
+    return _rotation_invariant(image, filt, by_slice, pooling) if rotation_invariant else filt(image)
 
 
-def simoncelli_wavelet(image: np.ndarray, level: int = 1) -> np.ndarray:
+def simoncelli_wavelet(image: np.ndarray, level: int = 1, by_slice: bool = False) -> np.ndarray:
     """Simoncelli non-separable (isotropic) wavelet band of ``level`` (IBSI 2, 2.6), applied in the
     Fourier domain (periodic boundary): ψ(ν) = cos(π/2 · log2(2ν / ν_max)) for ν_max/4 < ν ≤ ν_max,
-    ν_max = 2^(1−level); ν is sampled on a symmetric grid from −1 to 1 along every axis."""
+    ν_max = 2^(1−level); ν is sampled on a symmetric grid from −1 to 1 along every axis (of the slice
+    with ``by_slice``)."""
     image = np.asarray(image, dtype=float)
-    grids = np.meshgrid(*[np.linspace(-1.0, 1.0, n) for n in image.shape], indexing="ij")
+    axes = (1, 2) if by_slice else (0, 1, 2)
+    grids = np.meshgrid(*[np.linspace(-1.0, 1.0, image.shape[a]) for a in axes], indexing="ij")
     nu = np.sqrt(sum(g**2 for g in grids))
     nu_max = 2.0 ** (1 - level)
     band = (nu > nu_max / 4) & (nu <= nu_max)
-    response = np.zeros(image.shape)
+    response = np.zeros(nu.shape)
     response[band] = np.cos(math.pi / 2 * np.log2(2.0 * nu[band] / nu_max))
-    return np.real(np.fft.ifftn(np.fft.fftn(image) * np.fft.ifftshift(response)))
+    transfer = np.fft.ifftshift(response)
+    return np.real(np.fft.ifftn(np.fft.fftn(image, axes=axes) * transfer, axes=axes))
+
+
+FILTERS = {
+    "mean": mean_filter,
+    "laplacian_of_gaussian": laplacian_of_gaussian,
+    "laws": laws_filter,
+    "gabor": gabor_filter,
+    "separable_wavelet": separable_wavelet,
+    "simoncelli": simoncelli_wavelet,
+}
+_NEEDS_SPACING = {"laplacian_of_gaussian", "gabor"}
+
+
+def apply_filter(image: np.ndarray, spacing_zyx: tuple[float, float, float], spec: dict) -> np.ndarray:
+    """The response map of ``spec`` = ``{"kind": <one of FILTERS>, <that filter's keyword arguments>}``;
+    ``spacing_zyx`` (mm) is passed to the filters whose sizes are in mm."""
+    options = dict(spec)
+    kind = options.pop("kind", None)
+    if kind not in FILTERS:
+        raise ValueError(f"filter kind {kind!r} not known; valid: {sorted(FILTERS)}")
+    if kind in _NEEDS_SPACING:
+        options["spacing_zyx"] = tuple(spacing_zyx)
+    if kind == "gabor" and options.pop("by_slice", True) is False:
+        options.setdefault("orthogonal_planes", True)
+    try:
+        return FILTERS[kind](image, **options)
+    except TypeError as exc:
+        raise ValueError(f"filter {kind!r}: {exc}") from None
