@@ -8,6 +8,7 @@ so changing one provider's settings recomputes that provider only.
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,9 @@ def library_versions() -> dict[str, str]:
     }
 
 
+_IBSI_COLUMN = re.compile(r"^(ct|pet)_tumour_ibsi(?:-(?P<filter>[A-Za-z0-9-]+))?_(?P<tag>.+)$")
+
+
 def ibsi_identifiers(columns) -> dict[str, dict[str, str]]:
     """IBSI identity (tag, code, feature name, aggregation) of the IBSI engine's columns, for citing."""
     from radfeat.features.ibsi import ibsi_catalogue
@@ -52,9 +56,12 @@ def ibsi_identifiers(columns) -> dict[str, dict[str, str]]:
     catalogue = ibsi_catalogue()
     out = {}
     for column in columns:
-        modality, _, rest = str(column).partition("_tumour_ibsi_")
-        if rest and modality in ("ct", "pet") and rest in catalogue:
-            out[str(column)] = {"tag": rest, **catalogue[rest]}
+        match = _IBSI_COLUMN.match(str(column))
+        if match and match["tag"] in catalogue:
+            ident = {"tag": match["tag"], **catalogue[match["tag"]]}
+            if match["filter"]:
+                ident["filter"] = match["filter"]
+            out[str(column)] = ident
     return out
 
 

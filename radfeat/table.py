@@ -82,7 +82,7 @@ def parse_column(name: str) -> FeatureName:
     family, _, feature = tail.partition("_")
     if image_type == "suv":
         return FeatureName(modality, region, "suv", None, tail)
-    known = _IBSI_FAMILIES if image_type == "ibsi" else _RADIOMICS_FAMILIES
+    known = _IBSI_FAMILIES if image_type.split("-")[0] == "ibsi" else _RADIOMICS_FAMILIES
     if family not in known or not feature:
         raise ValueError(f"{name!r}: unknown feature family {family!r}; see docs/columns.md")
     return FeatureName(modality, region, image_type, family, feature)

@@ -201,8 +201,10 @@ def test_extract_with_both_engines_through_the_cli(synth_cohort, tmp_path):
     small = tmp_path / "manifest.csv"
     manifest.to_csv(small, index=False)
     settings = tmp_path / "settings.yaml"
-    settings.write_text("engine: both\nct: {featureClass: {firstorder: []}}\npet: null\n"
-                        "ibsi: {pet: null, ct: {bin_width: 50}}\n")  # fmt: skip
+    settings.write_text(
+        "engine: both\nct: {featureClass: {firstorder: []}}\npet: null\nibsi:\n  pet: null\n"
+        "  ct: {bin_width: 50, filters: {log-2mm: {kind: laplacian_of_gaussian, sigma_mm: 2.0}}}\n"
+    )
     runner = CliRunner()
     out = tmp_path / "features.parquet"
     result = runner.invoke(app, ["extract", str(small), "-o", str(out), "--settings", str(settings)])
@@ -210,6 +212,12 @@ def test_extract_with_both_engines_through_the_cli(synth_cohort, tmp_path):
     table = pd.read_parquet(out)
     ibsi_columns = [c for c in table.columns if c.startswith("ct_tumour_ibsi_")]
     assert len(ibsi_columns) == len(ibsi_catalogue()) == 482
+    # The filter's response map: the 18 intensity statistics, named after the filter.
+    filtered = [c for c in table.columns if c.startswith("ct_tumour_ibsi-log-2mm_")]
+    assert len(filtered) == 18 and "ct_tumour_ibsi-log-2mm_stat_mean" in filtered
+    assert parse_column("ct_tumour_ibsi-log-2mm_stat_mean").family == "stat"
+    # A LoG response has mean near 0 and a spread unlike the image's.
+    assert (table["ct_tumour_ibsi-log-2mm_stat_var"] != table["ct_tumour_ibsi_stat_var"]).all()
     assert not any(c.startswith("pet_tumour_ibsi_") for c in table.columns)
     assert any(c.startswith("ct_tumour_original_firstorder_") for c in table.columns)
     part = parse_column("ct_tumour_ibsi_cm_joint_max_3D_avg")
@@ -222,7 +230,8 @@ def test_extract_with_both_engines_through_the_cli(synth_cohort, tmp_path):
     info = runner.invoke(app, ["info", str(out), "--ibsi"])
     text = " ".join(info.output.split())
     assert info.exit_code == 0 and "engine: both" in text
-    assert "IBSI identifiers: 482 columns" in text
+    assert "IBSI identifiers: 500 columns" in text
+    assert prov["ibsi_identifiers"]["ct_tumour_ibsi-log-2mm_stat_mean"]["filter"] == "log-2mm"
     assert "ct_tumour_ibsi_stat_kurt: IBSI IPH6" in text
     bad = tmp_path / "bad.yaml"
     bad.write_text("engine: ibsi\nibsi: {ct: {bin_widht: 25}}\n")
@@ -230,6 +239,11 @@ def test_extract_with_both_engines_through_the_cli(synth_cohort, tmp_path):
         app, ["extract", str(small), "-o", str(tmp_path / "x.parquet"), "--settings", str(bad)]
     )
     assert refused.exit_code != 0 and "bin_widht" in " ".join(refused.output.split())
+    bad.write_text("engine: ibsi\nibsi: {ct: {filters: {x: {kind: laws, kernl: L5E5}}}}\n")
+    refused = runner.invoke(
+        app, ["extract", str(small), "-o", str(tmp_path / "z.parquet"), "--settings", str(bad)]
+    )
+    assert refused.exit_code != 0 and "kernl" in " ".join(refused.output.split())
     unknown = tmp_path / "engine.yaml"
     unknown.write_text("engine: mirp\n")
     refused = runner.invoke(

@@ -8,7 +8,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from radfeat.case import case_reading_settings
-from radfeat.features.ibsi import DEFAULT_BLOCKS, IBSISettings, ibsi_features
+from radfeat.features.ibsi import DEFAULT_BLOCKS, engine_runs, ibsi_features
 from radfeat.providers.base import FeatureProvider, stage
 
 __all__ = ["IBSIRadiomics", "ibsi_blocks", "IBSI_IMAGE_TYPE", "ibsi_column"]
@@ -17,9 +17,10 @@ __all__ = ["IBSIRadiomics", "ibsi_blocks", "IBSI_IMAGE_TYPE", "ibsi_column"]
 IBSI_IMAGE_TYPE = "ibsi"
 
 
-def ibsi_column(modality: str, tag: str) -> str:
-    """Column of an IBSI tag: ``{modality}_tumour_ibsi_{tag}`` (the tag's prefix is the family)."""
-    return f"{modality}_tumour_{IBSI_IMAGE_TYPE}_{tag}"
+def ibsi_column(modality: str, tag: str, image_type: str = IBSI_IMAGE_TYPE) -> str:
+    """Column of an IBSI tag: ``{modality}_tumour_ibsi_{tag}``, or ``…_ibsi-<filter>_{tag}`` for a
+    filter's response map (the tag's prefix is the family)."""
+    return f"{modality}_tumour_{image_type}_{tag}"
 
 
 def ibsi_blocks(settings: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
@@ -40,8 +41,8 @@ def ibsi_blocks(settings: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
 
 class IBSIRadiomics(FeatureProvider):
     """``ct_tumour_ibsi_<IBSI tag>`` and ``pet_tumour_ibsi_<IBSI tag>`` columns (settings ``ibsi.ct`` /
-    ``ibsi.pet`` over the engine's defaults, see :func:`ibsi_blocks`). PET features are computed when
-    the case has a PET."""
+    ``ibsi.pet`` over the engine's defaults, see :func:`ibsi_blocks`), and ``…_ibsi-<name>_<tag>`` for
+    each IBSI 2 filter in the block's ``filters``. PET features are computed when the case has a PET."""
 
     name = "ibsi"
     version = 1
@@ -62,12 +63,10 @@ class IBSIRadiomics(FeatureProvider):
             image, mask = images[modality]
             if block is None or image is None:
                 continue
-            with stage(f"{modality}_ibsi", case.case_id, timings):
-                values = ibsi_features(
-                    sitk.GetArrayViewFromImage(image),
-                    sitk.GetArrayViewFromImage(mask) > 0,
-                    image.GetSpacing(),
-                    IBSISettings.from_mapping(block),
-                )
-            out.update({ibsi_column(modality, tag): v for tag, v in values.items()})
+            array = sitk.GetArrayViewFromImage(image)
+            roi = sitk.GetArrayViewFromImage(mask) > 0
+            for image_type, settings in engine_runs(block):
+                with stage(f"{modality}_ibsi", case.case_id, timings):
+                    values = ibsi_features(array, roi, image.GetSpacing(), settings)
+                out.update({ibsi_column(modality, tag, image_type): v for tag, v in values.items()})
         return out

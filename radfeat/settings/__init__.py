@@ -59,7 +59,7 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
             make_extractor(block)
         except ValueError as exc:
             raise ValueError(f"{source}: section {modality!r}: {exc}") from None
-    from radfeat.features.ibsi import DEFAULT_BLOCKS, ENGINES, IBSISettings
+    from radfeat.features.ibsi import DEFAULT_BLOCKS, ENGINES, engine_runs
 
     engine = settings.get("engine", "pyradiomics")
     if engine not in ENGINES:
@@ -70,7 +70,7 @@ def validate_settings(settings: dict[str, Any], source: str = "settings") -> dic
     for modality, block in ibsi.items():
         if block is not None:
             try:
-                IBSISettings.from_mapping({**DEFAULT_BLOCKS[modality], **block})
+                engine_runs({**DEFAULT_BLOCKS[modality], **block})
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{source}: ibsi.{modality}: {exc}") from None
     descriptors = settings.get("pet_descriptors") or {}

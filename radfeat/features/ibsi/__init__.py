@@ -16,11 +16,19 @@ Checked against all 482 IBSI 1 digital-phantom consensus values and the CT-phant
 """
 
 from radfeat.features.ibsi.catalogue import IBSI_FAMILY_PREFIXES, ibsi_catalogue
-from radfeat.features.ibsi.engine import DEFAULT_BLOCKS, ENGINES, FAMILIES, IBSISettings, ibsi_features
+from radfeat.features.ibsi.engine import (
+    DEFAULT_BLOCKS,
+    ENGINES,
+    FAMILIES,
+    IBSISettings,
+    engine_runs,
+    ibsi_features,
+)
 
 __all__ = [
     "IBSISettings",
     "ibsi_features",
+    "engine_runs",
     "ibsi_catalogue",
     "FAMILIES",
     "IBSI_FAMILY_PREFIXES",

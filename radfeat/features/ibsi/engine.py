@@ -8,6 +8,9 @@ intensity-volume histogram and the six texture families under every aggregation.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +30,7 @@ from radfeat.features.ibsi.preprocessing import (
 )
 from radfeat.features.pet import suv_peak
 
-__all__ = ["IBSISettings", "ibsi_features", "FAMILIES", "DEFAULT_BLOCKS", "ENGINES"]
+__all__ = ["IBSISettings", "ibsi_features", "engine_runs", "FAMILIES", "DEFAULT_BLOCKS", "ENGINES"]
 
 FAMILIES = ("morphology", "local_intensity", "statistics", "histogram", "ivh", *TEXTURE_FAMILIES)
 _DISCRETISATIONS = ("none", "fixed_bin_size", "fixed_bin_number")
@@ -117,6 +120,42 @@ class IBSISettings:
             )
         if self.interpolation_order not in (0, 1, 3):
             raise ValueError("interpolation_order must be 0 (nearest), 1 (linear) or 3 (cubic spline)")
+
+
+_FILTER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+def _check_filter(name: str, spec: dict) -> None:
+    from radfeat.features.ibsi.filters import FILTERS
+
+    if not isinstance(spec, dict) or spec.get("kind") not in FILTERS:
+        raise ValueError(f"filter {name!r}: give kind, one of {sorted(FILTERS)}")
+    accepted = set(inspect.signature(FILTERS[spec["kind"]]).parameters) - {"image", "spacing_zyx"}
+    unknown = set(spec) - accepted - {"kind", "families", "by_slice"}
+    if unknown:
+        raise ValueError(f"filter {name!r} ({spec['kind']}): unknown option(s) {sorted(unknown)}; "
+                         f"valid: {sorted(accepted)}")  # fmt: skip
+
+
+def engine_runs(block: dict) -> list[tuple[str, IBSISettings]]:
+    """(image type, settings) of every computation a settings block asks for: ``ibsi`` for the image
+    itself, then ``ibsi-<name>`` for each entry of its ``filters`` mapping (an IBSI 2 filter spec, see
+    :func:`radfeat.features.ibsi.filters.apply_filter`, with optional ``families``, default intensity
+    statistics only, as IBSI 2 reports them). ``ValueError`` names a bad filter or option."""
+    block = dict(block)
+    filters = block.pop("filters", None) or {}
+    base = IBSISettings.from_mapping(block)
+    runs = [("ibsi", base)]
+    for name, spec in filters.items():
+        if not _FILTER_NAME.match(str(name)):
+            raise ValueError(
+                f"filter name {name!r}: letters, digits and '-' only (it becomes part of column names)"
+            )
+        _check_filter(name, spec)
+        spec = dict(spec)
+        families = tuple(spec.pop("families", ("statistics",)))
+        runs.append((f"ibsi-{name}", dataclasses.replace(base, filter=spec, families=families)))
+    return runs
 
 
 def _discretise(
