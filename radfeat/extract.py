@@ -66,11 +66,12 @@ def ibsi_identifiers(columns) -> dict[str, dict[str, str]]:
 
 
 def default_providers(settings: dict[str, Any]) -> list[FeatureProvider]:
-    """Whole-tumour radiomics (the settings' ``engine``: pyradiomics, radfeat's IBSI engine or both) and
-    PET descriptors."""
+    """Whole-tumour radiomics (the settings' ``engine``: ``pyradiomics``; ``radfeat``, the same columns and
+    values from radfeat's matrices; ``ibsi``, radfeat's IBSI engine; or ``both`` pyradiomics and IBSI)
+    and PET descriptors."""
     engine = settings.get("engine", "pyradiomics")
     providers: list[FeatureProvider] = []
-    if engine in ("pyradiomics", "both"):
+    if engine in ("pyradiomics", "radfeat", "both"):
         providers.append(WholeTumourRadiomics(settings))
     if engine in ("ibsi", "both"):
         providers.append(IBSIRadiomics(settings))

@@ -15,6 +15,7 @@ into table columns ``{modality}_{region}_{imageType}_{family}_{feature}``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -26,6 +27,9 @@ import SimpleITK as sitk
 from radfeat.features.fastpaths import pyradiomics_fast_paths
 
 __all__ = [
+    "MATRIX_BACKENDS",
+    "matrix_backend",
+    "radfeat_matrices_apply",
     "RadiomicsEngine",
     "filter_margin_voxels",
     "column_name",
@@ -241,9 +245,12 @@ class RadiomicsEngine:
         when resampling, which pyradiomics already restricts to the ROI plus ``padDistance``).
     """
 
-    def __init__(self, params: Mapping[str, Any], crop: bool = True) -> None:
+    def __init__(self, params: Mapping[str, Any], crop: bool = True, matrices: str = "pyradiomics") -> None:
+        if matrices not in MATRIX_BACKENDS:
+            raise ValueError(f"matrices {matrices!r} not known; valid: {list(MATRIX_BACKENDS)}")
         self.params = params
         self.crop = crop
+        self.matrices = matrices
         self._extractor = make_extractor(params)
 
     @property
@@ -406,8 +413,79 @@ class RadiomicsEngine:
                     for name, (bbox, _, mask) in checked.items():
                         fast.new_image()
                         cropped, cropped_mask = imageoperations.cropToTumorMask(filtered, mask, bbox)
-                        out[name].update(ext.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
+                        if self.matrices == "radfeat" and radfeat_matrices_apply(kwargs, ext.enabledFeatures):
+                            out[name].update(_radfeat_class_features(cropped, cropped_mask, type_name, kwargs,
+                                                                     ext.enabledFeatures))  # fmt: skip
+                        else:
+                            out[name].update(ext.computeFeatures(cropped, cropped_mask, type_name, **kwargs))
         return {name: {k: _to_float(v) for k, v in feats.items()} for name, feats in out.items()}, errors
+
+
+#: Who computes the texture matrices and non-shape features: pyradiomics' C extension, or radfeat's
+#: vectorised matrices with pyradiomics' definitions (:mod:`radfeat.features.ibsi.pyradiomics_mode`).
+MATRIX_BACKENDS = ("pyradiomics", "radfeat")
+_PYRADIOMICS_DEFAULTS = {"distances": [1], "force2D": False, "symmetricalGLCM": True, "weightingNorm": None,
+                         "gldm_a": 0}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _default_feature_names() -> dict[str, tuple[str, ...]]:
+    from radiomics import getFeatureClasses
+
+    classes = getFeatureClasses()
+    return {c: tuple(n for n, deprecated in classes[c].getFeatureNames().items() if not deprecated)
+            for c in ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")}  # fmt: skip
+
+
+def matrix_backend(settings: Mapping[str, Any]) -> str:
+    """The matrix backend a radfeat settings dict asks for: ``radfeat`` for ``engine: radfeat``, else
+    ``pyradiomics``."""
+    return "radfeat" if settings.get("engine") == "radfeat" else "pyradiomics"
+
+
+def radfeat_matrices_apply(settings: Mapping[str, Any], enabled: Mapping[str, Any]) -> bool:
+    """Whether radfeat's matrices give pyradiomics' values for these settings and enabled features:
+    distance 1, 3D, symmetric GLCM, no angle weighting, GLDM alpha 0, and only the non-deprecated
+    features of firstorder / GLCM / GLRLM / GLSZM / GLDM / NGTDM (anything else: pyradiomics computes)."""
+    for key, default in _PYRADIOMICS_DEFAULTS.items():
+        if settings.get(key, default) != default:
+            return False
+    names = _default_feature_names()
+    for cls, wanted in enabled.items():
+        if cls == "shape":
+            continue
+        if cls not in names or any(w not in names[cls] for w in wanted or ()):
+            return False
+    return True
+
+
+def _radfeat_class_features(
+    image: sitk.Image,
+    mask: sitk.Image,
+    type_name: str,
+    settings: Mapping[str, Any],
+    enabled: Mapping[str, Any],
+) -> dict[str, float]:
+    """pyradiomics' ``computeFeatures`` keys and values (non-shape classes) from radfeat's matrices."""
+    from radfeat.features.ibsi.pyradiomics_mode import pyradiomics_class_features
+
+    classes = tuple(c for c in enabled if c != "shape")
+    if not classes:
+        return {}
+    values = pyradiomics_class_features(
+        sitk.GetArrayViewFromImage(image),
+        sitk.GetArrayViewFromImage(mask) > 0,
+        image.GetSpacing(),
+        classes,
+        bin_width=settings.get("binWidth", 25),
+        bin_count=settings.get("binCount"),
+        voxel_array_shift=float(settings.get("voxelArrayShift", 0) or 0),
+    )
+    out = {}
+    for cls in classes:
+        wanted = enabled[cls] or _default_feature_names()[cls]
+        out.update({f"{type_name}_{cls}_{name}": values[cls][name] for name in wanted})
+    return out
 
 
 def _to_float(value: Any) -> float:

@@ -26,7 +26,7 @@ import SimpleITK as sitk
 from radfeat.case import Case, case_reading_settings, load_case
 from radfeat.errors import ManifestError
 from radfeat.features.heterogeneity import heterogeneity_features
-from radfeat.features.radiomics import RadiomicsEngine
+from radfeat.features.radiomics import RadiomicsEngine, matrix_backend
 from radfeat.habitats.maps import HabitatMaps, Supervoxels, supervoxels, voxel_feature_maps
 from radfeat.habitats.model import HabitatModel
 from radfeat.habitats.settings import HabitatSettings
@@ -158,7 +158,7 @@ def habitat_engines(settings: dict[str, Any], mode: str) -> dict[str, RadiomicsE
         setting.pop("resampledPixelSpacing", None)
         setting.pop("interpolator", None)
         block.get("featureClass", {}).pop("shape", None)  # habitat volumes are reported separately
-        engines[modality] = RadiomicsEngine(block)
+        engines[modality] = RadiomicsEngine(block, matrices=matrix_backend(settings))
     return engines
 
 

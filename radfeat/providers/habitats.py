@@ -52,6 +52,8 @@ class HabitatFeatures(FeatureProvider):
             "habitats": {**(settings.get("habitats") or {}), "radiomics": self.radiomics},
             "run": dict(self.reading),
         }
+        if settings.get("engine") == "radfeat":
+            self.settings["engine"] = "radfeat"  # radfeat's matrices for the per-habitat radiomics
         self.labels_dir = str(labels_dir) if labels_dir is not None else None
         self._model = model
 
@@ -64,6 +66,7 @@ class HabitatFeatures(FeatureProvider):
             "model": self.model_fingerprint,
             "radiomics_blocks": self.blocks,
             "reading": self.reading,
+            **({"engine": "radfeat"} if self.settings.get("engine") == "radfeat" else {}),
         }
 
     def model(self):

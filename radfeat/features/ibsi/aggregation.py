@@ -37,39 +37,45 @@ def _mean(dicts: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _directional(
-    matrices_2d: np.ndarray, matrices_3d: np.ndarray, features: Callable[[np.ndarray], dict[str, float]]
+    matrices_2d: np.ndarray | None,
+    matrices_3d: np.ndarray | None,
+    features: Callable[[np.ndarray], dict[str, float]],
 ) -> dict[str, dict[str, float]]:
     """Features of (slices, dirs, …) 2D and (1, dirs, …) 3D matrices under the six aggregations."""
 
     def averaged(matrices) -> dict[str, float]:
         return _mean([features(m) for m in matrices if m.sum() > 0])
 
-    slices = [s for s in range(matrices_2d.shape[0]) if matrices_2d[s].sum() > 0]
-    merged_dirs = matrices_2d.sum(axis=0)
-    return {
-        "2D_avg": averaged([matrices_2d[s, d] for s in slices for d in range(matrices_2d.shape[1])]),
-        "2D_comb": averaged([matrices_2d[s].sum(axis=0) for s in slices]),
-        "2_5D_avg": averaged(list(merged_dirs)),
-        "2_5D_comb": features(merged_dirs.sum(axis=0)),
-        "3D_avg": averaged(list(matrices_3d[0])),
-        "3D_comb": features(matrices_3d[0].sum(axis=0)),
-    }
+    out: dict[str, dict[str, float]] = {}
+    if matrices_2d is not None:
+        slices = [s for s in range(matrices_2d.shape[0]) if matrices_2d[s].sum() > 0]
+        merged_dirs = matrices_2d.sum(axis=0)
+        out["2D_avg"] = averaged([matrices_2d[s, d] for s in slices for d in range(matrices_2d.shape[1])])
+        out["2D_comb"] = averaged([matrices_2d[s].sum(axis=0) for s in slices])
+        out["2_5D_avg"] = averaged(list(merged_dirs))
+        out["2_5D_comb"] = features(merged_dirs.sum(axis=0))
+    if matrices_3d is not None:
+        out["3D_avg"] = averaged(list(matrices_3d[0]))
+        out["3D_comb"] = features(matrices_3d[0].sum(axis=0))
+    return out
 
 
 def _by_slice(
-    per_slice: list[np.ndarray],
-    volume: np.ndarray,
+    per_slice: list[np.ndarray] | None,
+    volume: np.ndarray | None,
     features: Callable[[np.ndarray, float], dict[str, float]],
     voxels_per_slice: np.ndarray,
 ) -> dict[str, dict[str, float]]:
     """2D (per slice, averaged), 2.5D (slices merged) and 3D; ``voxels_per_slice``: ROI voxels per slice."""
-    filled = [z for z, m in enumerate(per_slice) if m.sum() > 0]
     total = float(voxels_per_slice.sum())
-    return {
-        "2D": _mean([features(per_slice[z], float(voxels_per_slice[z])) for z in filled]),
-        "2_5D": features(sum(per_slice[z] for z in filled), total),
-        "3D": features(volume, total),
-    }
+    out: dict[str, dict[str, float]] = {}
+    if per_slice is not None:
+        filled = [z for z, m in enumerate(per_slice) if m.sum() > 0]
+        out["2D"] = _mean([features(per_slice[z], float(voxels_per_slice[z])) for z in filled])
+        out["2_5D"] = features(sum(per_slice[z] for z in filled), total)
+    if volume is not None:
+        out["3D"] = features(volume, total)
+    return out
 
 
 def _run_features(m: np.ndarray) -> dict[str, float]:
@@ -81,10 +87,14 @@ def _size_features(family: str) -> Callable[[np.ndarray, float], dict[str, float
     return lambda m, n_voxels: size_matrix_features(m, n_voxels, family)
 
 
-def _pad_last(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    width = max(a.shape[-1], b.shape[-1])
-    pad = [(0, 0)] * (a.ndim - 1)
-    return np.pad(a, pad + [(0, width - a.shape[-1])]), np.pad(b, pad + [(0, width - b.shape[-1])])
+def _pad_last(a: np.ndarray | None, b: np.ndarray | None):
+    present = [m for m in (a, b) if m is not None]
+    width = max(m.shape[-1] for m in present)
+
+    def pad(m):
+        return None if m is None else np.pad(m, [(0, 0)] * (m.ndim - 1) + [(0, width - m.shape[-1])])
+
+    return pad(a), pad(b)
 
 
 def texture_features(
@@ -94,10 +104,12 @@ def texture_features(
     families: Iterable[str] = TEXTURE_FAMILIES,
     ngldm_alpha: int = 0,
     morphological_mask: np.ndarray | None = None,
+    dimensions: tuple[str, ...] = ("2D", "2_5D", "3D"),
 ) -> dict[str, float]:
     """Every IBSI texture feature of a discretised (z, y, x) image (levels ``1..n_levels``) in a ROI (the
     intensity mask), under every aggregation, keyed by IBSI tag (e.g. ``cm_joint_max_3D_avg``,
-    ``szm_sze_2D``). GLDZM distances are measured in ``morphological_mask`` (default: ``mask``)."""
+    ``szm_sze_2D``). GLDZM distances are measured in ``morphological_mask`` (default: ``mask``).
+    ``dimensions`` limits the work to some of 2D, 2.5D (both from the per-slice matrices) and 3D."""
     families = tuple(families)
     unknown = set(families) - set(TEXTURE_FAMILIES)
     if unknown:
@@ -110,39 +122,53 @@ def texture_features(
         for suffix, values in results.items():
             out.update({f"{tag}_{suffix}": value for tag, value in values.items()})
 
+    slicewise = "2D" in dimensions or "2_5D" in dimensions
+    volumetric = "3D" in dimensions
+
+    def both(build_2d, build_3d):
+        return (build_2d() if slicewise else None), (build_3d() if volumetric else None)
+
+    def first(pair, index=0):
+        return None if pair is None else pair[index]
+
     if "glcm" in families:
-        add(_directional(
-            cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True),
-            cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_3D),
-            glcm_features,
-        ))  # fmt: skip
+        add(_directional(*both(
+            lambda: cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True),
+            lambda: cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_3D),
+        ), glcm_features))  # fmt: skip
     if "glrlm" in families:
-        runs_2d, runs_3d = _pad_last(
-            run_length_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True),
-            run_length_matrices(levels, mask, n_levels, DIRECTIONS_3D),
-        )
+        runs_2d, runs_3d = _pad_last(*both(
+            lambda: run_length_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True),
+            lambda: run_length_matrices(levels, mask, n_levels, DIRECTIONS_3D),
+        ))  # fmt: skip
         add(_directional(runs_2d, runs_3d, _run_features))
     if "glszm" in families or "gldzm" in families:
-        size_2d, distance_2d = zone_matrices(levels, mask, n_levels, True, morphological_mask)
-        size_3d, distance_3d = zone_matrices(levels, mask, n_levels, False, morphological_mask)
-        if "glszm" in families:
-            a, b = _pad_last(size_2d, size_3d)
-            add(_by_slice(list(a), b[0], _size_features("szm"), voxels_per_slice))
-        if "gldzm" in families:
-            a, b = _pad_last(distance_2d, distance_3d)
-            add(_by_slice(list(a), b[0], _size_features("dzm"), voxels_per_slice))
+        zones_2d, zones_3d = both(
+            lambda: zone_matrices(levels, mask, n_levels, True, morphological_mask),
+            lambda: zone_matrices(levels, mask, n_levels, False, morphological_mask),
+        )
+        for family, index, tag in (("glszm", 0, "szm"), ("gldzm", 1, "dzm")):
+            if family in families:
+                a, b = _pad_last(first(zones_2d, index), first(zones_3d, index))
+                add(
+                    _by_slice(None if a is None else list(a), first(b), _size_features(tag), voxels_per_slice)
+                )
     if "ngtdm" in families:
-        s2, n2 = neighbourhood_difference(levels, mask, n_levels, by_slice=True)
-        s3, n3 = neighbourhood_difference(levels, mask, n_levels)
-        stacked_2d = [np.stack([s2[z], n2[z]]) for z in range(len(s2))]
 
         def ngtdm(sn: np.ndarray, _n_voxels: float) -> dict[str, float]:
             return ngtdm_features(sn[0], sn[1])
 
-        add(_by_slice(stacked_2d, np.stack([s3[0], n3[0]]), ngtdm, voxels_per_slice))
+        d2, d3 = both(
+            lambda: neighbourhood_difference(levels, mask, n_levels, by_slice=True),
+            lambda: neighbourhood_difference(levels, mask, n_levels),
+        )
+        stacked_2d = None if d2 is None else [np.stack([d2[0][z], d2[1][z]]) for z in range(len(d2[0]))]
+        volume = None if d3 is None else np.stack([d3[0][0], d3[1][0]])
+        add(_by_slice(stacked_2d, volume, ngtdm, voxels_per_slice))
     if "ngldm" in families:
-        d2 = dependence_matrices(levels, mask, n_levels, by_slice=True, alpha=ngldm_alpha)
-        d3 = dependence_matrices(levels, mask, n_levels, alpha=ngldm_alpha)
-        a, b = _pad_last(d2, d3)
-        add(_by_slice(list(a), b[0], _size_features("ngl"), voxels_per_slice))
+        a, b = _pad_last(*both(
+            lambda: dependence_matrices(levels, mask, n_levels, by_slice=True, alpha=ngldm_alpha),
+            lambda: dependence_matrices(levels, mask, n_levels, alpha=ngldm_alpha),
+        ))  # fmt: skip
+        add(_by_slice(None if a is None else list(a), first(b), _size_features("ngl"), voxels_per_slice))
     return out

@@ -35,7 +35,7 @@ __all__ = ["IBSISettings", "ibsi_features", "engine_runs", "FAMILIES", "DEFAULT_
 FAMILIES = ("morphology", "local_intensity", "statistics", "histogram", "ivh", *TEXTURE_FAMILIES)
 _DISCRETISATIONS = ("none", "fixed_bin_size", "fixed_bin_number")
 #: Values of the settings' ``engine`` key: which engine computes the whole-tumour radiomics.
-ENGINES = ("pyradiomics", "ibsi", "both")
+ENGINES = ("pyradiomics", "radfeat", "ibsi", "both")
 #: The engine's settings per modality when the settings' ``ibsi`` block does not give them: CT as IBSI
 #: CT-phantom configuration C (2 mm isotropic, linear, HU rounded, [-1000, 400] HU, 25 HU bins, IVH in
 #: 2.5 HU bins), PET on a 3 mm grid with 0.25 SUV bins (IVH 0.1 SUV).
