@@ -143,9 +143,10 @@ def texture_features(
         ))  # fmt: skip
         add(_directional(runs_2d, runs_3d, _run_features))
     if "glszm" in families or "gldzm" in families:
+        need_distances = "gldzm" in families
         zones_2d, zones_3d = both(
-            lambda: zone_matrices(levels, mask, n_levels, True, morphological_mask),
-            lambda: zone_matrices(levels, mask, n_levels, False, morphological_mask),
+            lambda: zone_matrices(levels, mask, n_levels, True, morphological_mask, need_distances),
+            lambda: zone_matrices(levels, mask, n_levels, False, morphological_mask, need_distances),
         )
         for family, index, tag in (("glszm", 0, "szm"), ("gldzm", 1, "dzm")):
             if family in families:

@@ -87,30 +87,34 @@ def run_length_matrices(
     """Grey-level run-length counts: (slices, directions, n_levels, longest possible run).
 
     A run is a maximal line of ROI voxels of equal grey level along a direction; voxels outside the ROI
-    end runs. Voxels are sorted by (line, position along the line); runs are the stretches of that
-    order with equal line, consecutive positions and equal grey level.
+    end runs. Every ROI voxel points to its predecessor along the direction when that one continues
+    the run (in the ROI, same grey level), else to itself; pointer jumping (⌈log2 n⌉ gathers) takes
+    every voxel to its run's first voxel, and a run's length is how many voxels reach it.
     """
     coords = np.stack(np.nonzero(mask), axis=1).astype(np.int64)  # (n, 3) z, y, x
+    n = len(coords)
     grey = levels[mask].astype(np.int64)
     longest = int(max(mask.shape))
     z_of, n_slices = _slice_index(mask, by_slice)
     slices = z_of[mask].astype(np.int64)
+    padded = np.array(mask.shape) + 2
+    strides = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
+    flat = (coords + 1) @ strides
+    compact = np.full(int(np.prod(padded)), -1, dtype=np.int64)
+    compact[flat] = np.arange(n)
+    own = np.arange(n)
     out = np.zeros((n_slices, len(directions), n_levels, longest))
-    base = 2 * longest + 1
     for d_index, offset in enumerate(directions):
-        step = np.asarray(offset, dtype=np.int64)
-        axis = int(np.flatnonzero(step)[0])
-        position = coords[:, axis] * step[axis]  # grows by 1 per step along the direction
-        start = coords - position[:, None] * step[None, :] + longest  # the line's point at position 0
-        line = (start[:, 0] * base + start[:, 1]) * base + start[:, 2]
-        order = np.lexsort((position, line))
-        line, position, g = line[order], position[order], grey[order]
-        new_run = np.ones(len(order), dtype=bool)
-        new_run[1:] = (line[1:] != line[:-1]) | (position[1:] != position[:-1] + 1) | (g[1:] != g[:-1])
-        starts = np.flatnonzero(new_run)
-        lengths = np.diff(np.append(starts, len(order)))
-        flat = (slices[order][starts] * n_levels + (g[starts] - 1)) * longest + (lengths - 1)
-        out[:, d_index] = np.bincount(flat, minlength=n_slices * n_levels * longest).reshape(
+        predecessor = compact[flat - np.asarray(offset, dtype=np.int64) @ strides]
+        continues = (predecessor >= 0) & (grey[np.maximum(predecessor, 0)] == grey)
+        first = np.where(continues, predecessor, own)
+        reach = max(int(mask.shape[a]) for a in range(3) if offset[a] != 0)
+        for _ in range(max(1, int(np.ceil(np.log2(max(reach, 2)))))):
+            first = first[first]
+        lengths = np.bincount(first, minlength=n)
+        starts = np.flatnonzero(lengths)
+        index = (slices[starts] * n_levels + (grey[starts] - 1)) * longest + (lengths[starts] - 1)
+        out[:, d_index] = np.bincount(index, minlength=n_slices * n_levels * longest).reshape(
             n_slices, n_levels, longest
         )
     return out
@@ -137,49 +141,67 @@ def edge_distance(mask: np.ndarray, by_slice: bool = False) -> np.ndarray:
     return distance[1:-1, 1:-1, 1:-1]
 
 
+def _equal_level_zones(levels: np.ndarray, mask: np.ndarray, by_slice: bool) -> tuple[np.ndarray, int]:
+    """Labels (0 outside the ROI) of the connected sets of ROI voxels of equal grey level: 26-connected,
+    or 8-connected within each slice (slices then kept apart by empty planes), in one SimpleITK pass."""
+    import SimpleITK as sitk
+
+    grey = np.where(mask, levels, 0).astype(np.int32)
+    if by_slice:
+        spaced = np.zeros((2 * grey.shape[0] - 1, *grey.shape[1:]), dtype=np.int32)
+        spaced[::2] = grey
+        grey = spaced
+    labels = sitk.GetArrayFromImage(
+        sitk.ScalarConnectedComponent(sitk.GetImageFromArray(grey), 0.0, True)
+    ).astype(np.int64)
+    if by_slice:
+        labels = labels[::2]
+    labels[~mask] = 0
+    return labels, int(labels.max())
+
+
 def zone_matrices(
     levels: np.ndarray,
     mask: np.ndarray,
     n_levels: int,
     by_slice: bool = False,
     distance_mask: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    distances: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Size-zone and distance-zone counts of the same zones: ((slices, n_levels, largest zone),
-    (slices, n_levels, largest distance)).
+    (slices, n_levels, largest distance)); the second is ``None`` unless ``distances``.
 
     A zone is a connected set of ROI voxels of equal grey level (26-connected in 3D, 8-connected in a
     slice). Its distance is the smallest edge distance (:func:`edge_distance`) of its voxels, measured
     in ``distance_mask`` (IBSI: the morphological mask, before re-segmentation; default ``mask``).
     """
+    z_of, n_slices = _slice_index(mask, by_slice)
+    labels, n_zones = _equal_level_zones(levels, mask, by_slice)
+    inside = labels > 0
+    lab = labels[inside]
+    present = np.zeros(n_zones + 1, dtype=bool)
+    present[lab] = True
+    size = np.bincount(lab, minlength=n_zones + 1)
+    grey = np.zeros(n_zones + 1, dtype=np.int64)
+    grey[lab] = levels[inside]
+    zone_slice = np.zeros(n_zones + 1, dtype=np.int64)
+    zone_slice[lab] = z_of[inside]
+    keep = np.flatnonzero(present)
+    size, grey, zone_slice = size[keep], grey[keep], zone_slice[keep]
+    largest = int(size.max())
+    size_flat = (zone_slice * n_levels + grey - 1) * largest + size - 1
+    size_zone = np.bincount(size_flat, minlength=n_slices * n_levels * largest)
+    size_zone = size_zone.reshape(n_slices, n_levels, largest).astype(float)
+    if not distances:
+        return size_zone, None
     from scipy import ndimage
 
-    z_of, n_slices = _slice_index(mask, by_slice)
     distance = edge_distance(mask if distance_mask is None else distance_mask, by_slice)
-    structure = _connectivity(by_slice)
-    sizes, distances, greys, zone_slices = [], [], [], []
-    for grey in np.unique(levels[mask]):
-        labels, n_zones = ndimage.label(mask & (levels == grey), structure=structure)
-        inside = labels > 0
-        lab = labels[inside]
-        sizes.append(np.bincount(lab, minlength=n_zones + 1)[1:])
-        nearest = np.full(n_zones + 1, np.iinfo(np.int64).max)
-        np.minimum.at(nearest, lab, distance[inside].astype(np.int64))
-        distances.append(nearest[1:])
-        first = np.zeros(n_zones + 1, dtype=np.int64)
-        first[lab] = z_of[inside]
-        zone_slices.append(first[1:])
-        greys.append(np.full(n_zones, grey, dtype=np.int64))
-    size, dist = np.concatenate(sizes), np.concatenate(distances)
-    grey, zone_slice = np.concatenate(greys), np.concatenate(zone_slices)
-    largest, farthest = int(size.max()), int(dist.max())
-    size_flat = (zone_slice * n_levels + grey - 1) * largest + size - 1
-    dist_flat = (zone_slice * n_levels + grey - 1) * farthest + dist - 1
-    size_zone = np.bincount(size_flat, minlength=n_slices * n_levels * largest)
+    nearest = ndimage.minimum(distance, labels, keep).astype(np.int64)
+    farthest = int(nearest.max())
+    dist_flat = (zone_slice * n_levels + grey - 1) * farthest + nearest - 1
     distance_zone = np.bincount(dist_flat, minlength=n_slices * n_levels * farthest)
-    return (
-        size_zone.reshape(n_slices, n_levels, largest).astype(float),
-        distance_zone.reshape(n_slices, n_levels, farthest).astype(float),
-    )
+    return size_zone, distance_zone.reshape(n_slices, n_levels, farthest).astype(float)
 
 
 def _neighbour_offsets(by_slice: bool) -> list[tuple[int, int, int]]:

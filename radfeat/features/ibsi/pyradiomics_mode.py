@@ -19,6 +19,7 @@ import numpy as np
 from radfeat.features.ibsi.aggregation import texture_features
 from radfeat.features.ibsi.matrices import DIRECTIONS_3D, cooccurrence_matrices
 from radfeat.features.ibsi.pyradiomics_names import GLCM, GLDM, GLRLM, GLSZM, NGTDM
+from radfeat.features.ibsi.texture import glcm_features
 from radfeat.features.mesh import mesh_coefficients
 
 __all__ = ["pyradiomics_features", "pyradiomics_class_features", "pyradiomics_levels", "SUPPORTED_CLASSES"]
@@ -140,10 +141,16 @@ def pyradiomics_class_features(
     cropped = mask[box]
     levels = np.ones(cropped.shape, dtype=np.int64)
     levels[cropped] = roi_levels
-    families = {"glcm": "glcm", "glrlm": "glrlm", "glszm": "glszm", "gldm": "ngldm", "ngtdm": "ngtdm"}
+    families = {"glrlm": "glrlm", "glszm": "glszm", "gldm": "ngldm", "ngtdm": "ngtdm"}
     texture = texture_features(
         levels, cropped, n_levels, tuple(families[c] for c in classes if c in families), dimensions=("3D",)
     )
+    if "glcm" in classes:  # one pass for the features (averaged over directions) and the MCC
+        glcm = cooccurrence_matrices(levels, cropped, n_levels, DIRECTIONS_3D)[0]
+        per_direction = [glcm_features(m) for m in glcm if m.sum() > 0]
+        texture.update(
+            {f"{k}_3D_avg": float(np.mean([d[k] for d in per_direction])) for k in per_direction[0]}
+        )
     out: dict[str, dict[str, float]] = {}
     if "firstorder" in classes:
         out["firstorder"] = _first_order(values, roi_levels, float(np.prod(spacing_zyx)), voxel_array_shift)
@@ -157,9 +164,7 @@ def pyradiomics_class_features(
         if cls in classes:
             out[cls] = {name: texture[tag + suffix] for name, tag in names.items()}
     if "glcm" in classes:
-        out["glcm"]["MCC"] = _maximal_correlation_coefficient(
-            cooccurrence_matrices(levels, cropped, n_levels, DIRECTIONS_3D)[0]
-        )
+        out["glcm"]["MCC"] = _maximal_correlation_coefficient(glcm)
     return out
 
 
