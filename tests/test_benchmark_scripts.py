@@ -40,3 +40,24 @@ def test_bench_extract_runs_both_tools_and_their_values_agree(shared_data):
     assert len(rows) == 3  # the whole-process row and lung1, lung2 per case
     for row in rows:
         assert float(row.strip("| ").split("|")[-1]) < 1e-6, row  # max relative difference
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_bench_ibsi_runs_and_reports_equal_values(shared_data):
+    import os
+
+    cmd = [sys.executable, str(REPO / "benchmarks" / "bench_ibsi.py"), "--repeats", "1", "--quick"]
+    env = {**os.environ, "RADFEAT_SHARED_DATA": str(shared_data)}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    ibsi_rows = [line for line in run.stdout.splitlines() if line.startswith("| lung") and "/104" in line]
+    assert len(ibsi_rows) == 2
+    for row in ibsi_rows:  # all shared definitions but kurtosis and the three PCA axis lengths
+        assert row.strip("| ").split("|")[-1].strip() == "100/104", row
+    matrix_rows = [
+        line for line in run.stdout.splitlines() if line.startswith("| lung") and "/104" not in line
+    ]
+    assert len(matrix_rows) == 2
+    for row in matrix_rows:
+        assert float(row.strip("| ").split("|")[-1]) < 1e-6, row
