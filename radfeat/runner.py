@@ -124,11 +124,13 @@ def with_timeout(fn: Callable[[], Any], seconds: float | None) -> Any:
     (Dask workers) a watchdog thread raises :class:`CaseTimeout` inside the worker thread at its next
     Python instruction. In both cases a timer that fired is remembered: if ``fn`` swallowed the
     exception and returned anyway, the result is discarded and :class:`CaseTimeout` raised, so a
-    timed-out case never yields features.
+    timed-out case never yields features. A call that ran past ``seconds`` without the timer reaching
+    it (a blocked signal) fails the same way.
     """
     if not seconds:
         return fn()
     fired = threading.Event()
+    started = time.monotonic()
     if threading.current_thread() is threading.main_thread():
 
         def handler(signum, frame):
@@ -164,7 +166,9 @@ def with_timeout(fn: Callable[[], Any], seconds: float | None) -> Any:
                 finished.set()
                 if fired.is_set():
                     _async_raise(target, None)  # not yet delivered: cancel, raised below instead
-    if fired.is_set():
+    # The limit is wall-clock: a case that took longer fails even if no signal reached it (a signal can
+    # stay undelivered while it is blocked, or while the interpreter is inside one long C call).
+    if fired.is_set() or time.monotonic() - started > float(seconds):
         raise CaseTimeout
     return result
 

@@ -142,3 +142,19 @@ def test_dask_timeout_inside_texture_gives_no_row(tmp_path, cohort, slow_glcm):
         )
     assert len(result.table) == 0
     assert {f["stage"] for f in result.summary.failures} == {"timeout"}
+
+
+def test_a_call_past_its_limit_fails_even_when_the_signal_never_reaches_it(monkeypatch):
+    """The limit is wall-clock: with the timer never firing (here: never armed), a call that ran past
+    its limit still raises CaseTimeout instead of returning its result."""
+    import radfeat.runner as runner
+
+    monkeypatch.setattr(runner.signal, "setitimer", lambda *args: (0.0, 0.0))
+
+    def work():
+        time.sleep(0.1)
+        return "finished"
+
+    with pytest.raises(CaseTimeout):
+        with_timeout(work, 0.02)
+    assert with_timeout(lambda: 7, 5.0) == 7
