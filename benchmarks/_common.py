@@ -44,3 +44,17 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |")
+
+
+def interleaved(
+    first: Callable[[], object], second: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Median seconds of two callables timed A B B A …, after one warm-up call each."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for r in range(repeats):
+        for which in (0, 1, 1, 0) if r % 2 == 0 else (1, 0, 0, 1):
+            t0 = time.perf_counter()
+            (first, second)[which]()
+            times[which].append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1])

@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, require_data  # noqa: E402
+from _common import interleaved, machine, print_table, require_data  # noqa: E402
 
 FAMILIES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 FEATURE_SETS = {
@@ -195,18 +195,6 @@ def bench_process(sets: list[str], repeats: int, n_cases: int) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _interleaved(first, second, repeats: int) -> tuple[float, float]:
-    """Median seconds of two callables timed A B B A …, after one warm-up call each."""
-    first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for r in range(repeats):
-        for which in (0, 1, 1, 0) if r % 2 == 0 else (1, 0, 0, 1):
-            t0 = time.perf_counter()
-            (first, second)[which]()
-            times[which].append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
 def bench_per_case(sets: list[str], repeats: int, quick: bool) -> None:
     import radiomics
     from radiomics import featureextractor
@@ -239,7 +227,7 @@ def bench_per_case(sets: list[str], repeats: int, quick: bool) -> None:
             def ours(r=row, s=settings, p=providers):
                 return extract_case(r, s, p)
 
-            t_plain, t_ours = _interleaved(plain, ours, repeats)
+            t_plain, t_ours = interleaved(plain, ours, repeats)
             p = {k: float(v) for k, v in plain().items() if not k.startswith("diagnostics")}
             o = {k.removeprefix("ct_tumour_"): v for k, v in ours().items()}
             rows.append([name, case, len(p), t_plain, t_ours, t_plain / t_ours, f"{_max_rel_diff(o, p):.1e}"])

@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,21 +34,10 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _common import machine, print_table, require_data  # noqa: E402
+from _common import interleaved, machine, print_table, require_data  # noqa: E402
 from ibsi_pyradiomics_map import pyradiomics_to_ibsi  # noqa: E402
 
 BIN_WIDTH = 25.0
-
-
-def _interleaved(first, second, repeats: int) -> tuple[float, float]:
-    first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for r in range(repeats):
-        for which in (0, 1, 1, 0) if r % 2 == 0 else (1, 0, 0, 1):
-            t0 = time.perf_counter()
-            (first, second)[which]()
-            times[which].append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _settings_for(image: Path, mask: Path) -> dict:
@@ -96,7 +83,7 @@ def bench_radfeat_matrices(cases: dict, repeats: int) -> None:
         def ours(r=row, s=ours_settings, p=ours_p):
             return extract_case(r, s, p)
 
-        t_plain, t_ours = _interleaved(plain, ours, repeats)
+        t_plain, t_ours = interleaved(plain, ours, repeats)
         a, b = plain(), ours()
         worst = max(
             abs(a[k] - b[k]) / max(abs(a[k]), 1e-12) for k in a if not (np.isnan(a[k]) and np.isnan(b[k]))
@@ -143,7 +130,7 @@ def main() -> None:
         def ours(r=row, s=settings, p=providers):
             return extract_case(r, s, p)
 
-        t_plain, t_ours = _interleaved(plain, ours, args.repeats)
+        t_plain, t_ours = interleaved(plain, ours, args.repeats)
         p, o = plain(), ours()
         n_ours = sum(1 for k in o if k.startswith("ct_tumour_ibsi_"))
         equal = 0
