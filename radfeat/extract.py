@@ -212,6 +212,7 @@ def extract_table(
         provenance["habitat_model"] = {
             "path": habitats.model_dir,
             "k": model.k_,
+            "mode": model.settings.mode,  # the modalities the habitats were clustered on
             "train_ids": model.train_ids_,
             "fingerprint": model.fingerprint(),
         }

@@ -1,11 +1,11 @@
 """Ablation runner: every variant trained with the same splits and seeds, out-of-fold AUCs with DeLong
-95 % CIs, ACC/SEN/SPEC with Wilson CIs, and paired DeLong tests against the full model (and, when
-given, the best classical family)."""
+95 % CIs, ACC/SEN/SPEC with Wilson CIs, Brier and calibration, and paired DeLong and McNemar tests
+against the full model (and the classical comparators and SUVmax on the same folds)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -15,20 +15,60 @@ from models.fusion.data import FeaturePrep, FusionData
 from models.fusion.net import FusionConfig
 from models.fusion.train import FusionCVResult, TrainConfig, cross_validate_fusion
 
-__all__ = ["ABLATIONS", "run_ablations", "ablation_table"]
+__all__ = ["Ablation", "ABLATIONS", "run_ablations", "ablation_table"]
 
-#: Variant name → (model-config changes, feature groups dropped). "single_task" trains one model per task.
-ABLATIONS: dict[str, tuple[dict, tuple[str, ...]]] = {
-    "full": ({}, ()),
-    "single_task": ({}, ()),
-    "ct_only": ({"modalities": ("ct",)}, ()),
-    "pet_only": ({"modalities": ("pet",)}, ()),
-    "image_only": ({"use_features": False}, ()),
-    "features_only": ({"modalities": ()}, ()),
-    "concat_fusion": ({"fusion": "concat"}, ()),
-    "one_scale": ({"scales": 1}, ()),
-    "no_habitat": ({}, ("habitat",)),
-    "no_pet_descriptors": ({}, ("pet",)),
+
+@dataclass(frozen=True)
+class Ablation:
+    """What a variant changes. ``changes``: :class:`~models.fusion.net.FusionConfig` switches;
+    ``drop_groups``: feature-token groups removed; ``token_modalities``: keep only tokens computed from
+    these image modalities (:func:`~models.fusion.data.token_modalities`; a habitat clustered on CT and
+    PET is a PET token too); ``drop_heterogeneity``: remove habitat, PET-heterogeneity and PET-texture
+    tokens together (:func:`~models.fusion.data.is_heterogeneity`)."""
+
+    description: str
+    changes: Mapping = field(default_factory=dict)
+    drop_groups: tuple[str, ...] = ()
+    token_modalities: tuple[str, ...] | None = None
+    drop_heterogeneity: bool = False
+
+    def dropped_columns(self, data: FusionData) -> tuple[str, ...]:
+        """The feature columns of ``data`` this variant must not see."""
+        from models.fusion.data import is_heterogeneity, token_modalities
+
+        columns = [c for cols in data.groups.values() for c in cols]
+        out = []
+        for c in columns:
+            if self.token_modalities is not None and not token_modalities(c, data.habitat_mode) <= set(
+                self.token_modalities
+            ):
+                out.append(c)
+            elif self.drop_heterogeneity and is_heterogeneity(c):
+                out.append(c)
+        return tuple(out)
+
+
+#: The variants of DMDP's ablation study, each exactly what its name says (``single_task`` trains one
+#: model per task with the same features and splits).
+ABLATIONS: dict[str, Ablation] = {
+    "full": Ablation("CT + PET images, every feature token, cross-attention, both tasks"),
+    "single_task": Ablation("one model per task, otherwise as full"),
+    "ct_only": Ablation(
+        "CT image and CT-derived tokens only", {"modalities": ("ct",)}, token_modalities=("ct",)
+    ),
+    "pet_only": Ablation(
+        "PET image and PET-derived tokens only", {"modalities": ("pet",)}, token_modalities=("pet",)
+    ),
+    "image_only": Ablation("CT + PET images, no feature tokens", {"use_features": False}),
+    "features_only": Ablation("feature tokens, no image", {"modalities": ()}),
+    "no_heterogeneity": Ablation(
+        "without heterogeneity: habitat, PET heterogeneity and PET texture tokens removed together",
+        drop_heterogeneity=True,
+    ),
+    "concat_fusion": Ablation("concatenation instead of cross-attention", {"fusion": "concat"}),
+    "one_scale": Ablation("scale-1 image tokens only", {"scales": 1}),
+    "no_habitat": Ablation("without habitat tokens", drop_groups=("habitat",)),
+    "no_pet_descriptors": Ablation("without PET-descriptor tokens", drop_groups=("pet",)),
 }
 
 
@@ -43,8 +83,12 @@ def _run_variant(
     progress,
     checkpoint_dir=None,
 ) -> FusionCVResult:
-    changes, dropped = ABLATIONS[name]
-    variant_prep = replace(prep, drop_groups=tuple(prep.drop_groups) + dropped)
+    spec = ABLATIONS[name]
+    variant_prep = replace(
+        prep,
+        drop_groups=tuple(prep.drop_groups) + spec.drop_groups,
+        drop_columns=tuple(prep.drop_columns) + spec.dropped_columns(data),
+    )
     if name == "single_task":
         parts, seconds = [], 0.0
         for task in model_cfg.tasks:
@@ -64,7 +108,7 @@ def _run_variant(
         return FusionCVResult(pd.concat(parts, ignore_index=True), seconds=seconds)
     return cross_validate_fusion(
         data,
-        replace(model_cfg, **changes),
+        replace(model_cfg, **spec.changes),
         train_cfg,
         n_splits=n_splits,
         n_repeats=n_repeats,
@@ -103,12 +147,16 @@ def run_ablations(
     for name in variants:
         if name not in ABLATIONS:
             raise ValueError(f"unknown ablation {name!r}; choose from {sorted(ABLATIONS)}")
-        changes, dropped = ABLATIONS[name]
-        if any(g not in data.groups for g in dropped) or (
-            not data.groups and name in ("features_only", "image_only")
+        spec = ABLATIONS[name]
+        if any(g not in data.groups for g in spec.drop_groups) or (
+            not data.groups and name in ("features_only", "image_only", "no_heterogeneity")
         ):
             if progress:
                 progress({"variant": name, "skipped": "the data have no such feature group"})
+            continue
+        if spec.drop_heterogeneity and not spec.dropped_columns(data):
+            if progress:
+                progress({"variant": name, "skipped": "the data have no heterogeneity token"})
             continue
         key = _variant_key(name, data, model_cfg, train_cfg, prep, n_splits, n_repeats)
         done = out / "variants" / f"{name}_{key}.csv" if out is not None else None
@@ -144,10 +192,13 @@ def _variant_key(name, data: FusionData, model_cfg, train_cfg, prep, n_splits, n
         h.update(pd.util.hash_pandas_object(data.features, index=False).to_numpy().tobytes())
     settings = {
         "variant": name,
-        "ablation": ABLATIONS[name][0],
+        "ablation": {
+            **{k: v for k, v in asdict(ABLATIONS[name]).items() if k != "description"},
+            "dropped": ABLATIONS[name].dropped_columns(data),
+        },
         "model": asdict(model_cfg),
         "train": asdict(train_cfg),
-        "prep": {"k": prep.k_per_group, "drop": list(prep.drop_groups)},
+        "prep": {"k": prep.k_per_group, "drop": list(prep.drop_groups), "cols": list(prep.drop_columns)},
         "splits": [n_splits, n_repeats],
         "split_protocol": SPLIT_PROTOCOL,
     }
@@ -155,42 +206,72 @@ def _variant_key(name, data: FusionData, model_cfg, train_cfg, prep, n_splits, n
     return h.hexdigest()[:12]
 
 
-def ablation_table(
-    results: dict[str, FusionCVResult],
-    reference: str = "full",
-    classical: dict[str, pd.DataFrame] | None = None,
-) -> pd.DataFrame:
-    """One row per (variant, task): AUC [DeLong 95 % CI], ACC/SEN/SPEC at thresholds learned on each
-    fold's training part (:mod:`models.thresholds`), and the paired DeLong p-value against
-    ``reference``. ``classical`` maps a task to case scores (``case_id``, ``score`` and, for
-    ACC/SEN/SPEC, ``margin`` to its own training thresholds) of a classical model, added as a row and
-    compared the same way."""
+def describe_variant(name: str) -> str:
+    """What a result row is: an ablation's description, a classical comparator or the baseline CNN."""
+    from models.fusion.comparators import CLASSICAL_PREFIX
+
+    if name in ABLATIONS:
+        return ABLATIONS[name].description
+    if name == "suvmax":
+        return "SUVmax alone (logistic model fitted on each training part)"
+    if name == "egfr_dls":
+        return "EGFR-DLS-like residual CNN on 64 × 64 [PET, CT, fused] slices, slice → patient mean"
+    if name.startswith(CLASSICAL_PREFIX):
+        return f"classical {name[len(CLASSICAL_PREFIX) :]} (nested tuning) on the feature-token columns"
+    return name
+
+
+def _mcnemar_p(y: np.ndarray, positive: np.ndarray, ref_positive: np.ndarray) -> float:
+    """McNemar's test (continuity-corrected, R's default) of the paired correct / wrong calls."""
+    from models.stats import mcnemar_test
+
+    ok, ref_ok = positive == y.astype(bool), ref_positive == y.astype(bool)
+    table = [[int((ref_ok & ok).sum()), int((ref_ok & ~ok).sum())],
+             [int((~ref_ok & ok).sum()), int((~ref_ok & ~ok).sum())]]  # fmt: skip
+    if table[0][1] + table[1][0] == 0:
+        return 1.0  # identical calls on every case
+    return float(mcnemar_test(table).p_value)
+
+
+def ablation_table(results: dict[str, FusionCVResult], reference: str = "full") -> pd.DataFrame:
+    """One row per (variant or comparator, task): AUC [DeLong 95 % CI], ACC/SEN/SPEC at thresholds
+    learned on each fold's training part (:mod:`models.thresholds`), Brier, calibration intercept and
+    slope, the paired DeLong p-value against ``reference`` and McNemar's p-value of the paired calls
+    at those thresholds. Comparators (:func:`models.fusion.comparators.classical_on_fusion_folds`)
+    are results like the variants and are compared the same way, on the cases both scored."""
     from models.results import result_row
+    from models.stats import calibration_intercept_slope
 
     scores: dict[tuple[str, str], pd.DataFrame] = {}
     for name, res in results.items():
+        if res.predictions.empty:
+            continue
         for task in res.predictions["task"].unique():
             s = res.case_scores(task)
             scores[(name, task)] = s[s["y"] >= 0].set_index("case_id")
-    for task, frame in (classical or {}).items():
-        base = next((v for (n, t), v in scores.items() if t == task), None)
-        if base is not None:
-            indexed = frame.set_index("case_id").reindex(base.index)
-            margin = indexed["margin"] if "margin" in indexed else pd.Series(np.nan, index=base.index)
-            scores[("classical", task)] = pd.DataFrame(
-                {"y": base["y"], "score": indexed["score"], "margin": margin}
-            ).dropna(subset=["score"])
     rows = []
     for (name, task), s in scores.items():
+        ref = scores.get((reference, task))
+        if ref is not None and name != reference:
+            s = s.loc[s.index.intersection(ref.index)]
         y = s["y"].to_numpy().astype(int)
         if len(np.unique(y)) < 2:
             continue
         margin = s["margin"].to_numpy() if "margin" in s else None
-        ref = scores.get((reference, task))
-        reference_score = None
+        reference_score, mcnemar = None, np.nan
         if ref is not None and name != reference:
             reference_score = ref["score"].reindex(s.index).to_numpy()
-        metrics = result_row(y, s["score"].to_numpy(), margin, reference_score)
+            if margin is not None and np.isfinite(margin).all():
+                mcnemar = _mcnemar_p(y, margin >= 0, ref["margin"].reindex(s.index).to_numpy() >= 0)
+        score = s["score"].to_numpy()
+        metrics = result_row(y, score, margin, reference_score)
+        intercept = slope = np.nan
+        if 0 <= score.min() and score.max() <= 1:
+            try:
+                cal = calibration_intercept_slope(y, score)
+                intercept, slope = cal.intercept, cal.slope
+            except Exception:  # noqa: BLE001 - separation or a constant score: no calibration line
+                pass
         rows.append(
             {
                 "variant": name,
@@ -201,7 +282,11 @@ def ablation_table(
                 "acc": metrics["accuracy"],
                 "sen": metrics["sensitivity"],
                 "spec": metrics["specificity"],
+                "calibration_intercept": intercept,
+                "calibration_slope": slope,
                 "p_vs_" + reference: metrics["p_vs_reference"],
+                "mcnemar_p_vs_" + reference: mcnemar,
+                "description": describe_variant(name),
             }
         )
     return pd.DataFrame(rows).sort_values(["task", "auc"], ascending=[True, False]).reset_index(drop=True)

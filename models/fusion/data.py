@@ -47,6 +47,37 @@ FEATURE_GROUPS = {
     "pet_radiomics": r"^pet_tumour_(?!suv_)",
 }
 
+#: PET descriptors of the spread of uptake rather than its level or volume (DMDP's metabolic
+#: heterogeneity): SD, CoV, HI, heterogeneity factor, AUC-CSH, the intensity-volume histogram.
+PET_HETEROGENEITY = r"^pet_tumour_suv_(SUVsd|CoV|HI|HF|AUC_CSH|V10|V90|I10|I90)$"
+#: PET texture (pyradiomics' matrix families): intratumoural heterogeneity of uptake as well.
+PET_TEXTURE = r"^pet_tumour_.*_(glcm|glrlm|glszm|gldm|ngtdm)_"
+
+
+def token_modalities(column: str, habitat_mode: str = "ct+pet") -> frozenset[str]:
+    """The image modalities a feature column is computed from: ``pet_tumour_*`` → PET, ``ct_tumour_*``
+    → CT; habitat columns also carry the modalities their sub-regions were clustered on
+    (``habitat_mode`` ``ct`` or ``ct+pet``), so a CT-only model never sees a PET-defined habitat.
+    Other columns (clinical) carry none."""
+    if re.match(FEATURE_GROUPS["habitat"], column):
+        clustered = {"ct"} if habitat_mode == "ct" else {"ct", "pet"}
+        return frozenset(clustered | ({"pet"} if column.startswith("pet_hab") else set()))
+    if column.startswith("pet_tumour_"):
+        return frozenset({"pet"})
+    if column.startswith("ct_tumour_"):
+        return frozenset({"ct"})
+    return frozenset()
+
+
+def is_heterogeneity(column: str) -> bool:
+    """A heterogeneity token: every habitat column, the PET heterogeneity descriptors and PET texture
+    (what DMDP's "without heterogeneity" ablation removes together)."""
+    return bool(
+        re.match(FEATURE_GROUPS["habitat"], column)
+        or re.match(PET_HETEROGENEITY, column)
+        or re.match(PET_TEXTURE, column)
+    )
+
 
 @dataclass(frozen=True)
 class PatchSpec:
@@ -137,6 +168,8 @@ class FusionData:
     groups: dict[str, list[str]] = field(default_factory=dict)
     cohort: np.ndarray | None = None
     spec: PatchSpec = field(default_factory=PatchSpec)
+    #: The modalities the table's habitats were clustered on (its provenance; ``ct+pet`` when unknown).
+    habitat_mode: str = "ct+pet"
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -286,6 +319,7 @@ def build_fusion_data(
         groups=columns,
         cohort=cohort,
         spec=spec,
+        habitat_mode=str((provenance.get("habitat_model") or {}).get("mode") or "ct+pet"),
     )
 
 
@@ -295,10 +329,12 @@ class FeaturePrep:
     against **each task** and taken from the tasks' rankings in turns (the union of the per-task top
     features, so a feature that only predicts the subtype is not lost to an EGFR-only ranking), median
     imputation, robust scaling (median / IQR), clip ±5. ``drop_groups`` removes whole groups (the
-    "without habitat / PET descriptors" ablations)."""
+    "without habitat / PET descriptors" ablations), ``drop_columns`` single columns (the per-modality
+    and "without heterogeneity" ablations)."""
 
     k_per_group: int = 16
     drop_groups: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = ()
 
     def fit(self, data: FusionData, train_idx: np.ndarray, tasks=None) -> FeaturePrep:
         """Fit on the cases ``train_idx``; ``tasks``: a task name or sequence (default all of
@@ -312,8 +348,10 @@ class FeaturePrep:
             self.median_ = self.scale_ = np.zeros(0)
             return self
         tasks = [tasks] if isinstance(tasks, str) else list(tasks or data.tasks)
+        dropped = set(self.drop_columns)
+        self.group_names_ = [g for g in self.group_names_ if any(c not in dropped for c in data.groups[g])]
         for gi, g in enumerate(self.group_names_):
-            cols = data.groups[g]
+            cols = [c for c in data.groups[g] if c not in dropped]
             X = data.features[cols].iloc[train_idx].to_numpy()
             X = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)
             rankings = []
