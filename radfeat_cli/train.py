@@ -103,6 +103,29 @@ def _lock(data, table, model_cfg, train_cfg, folds, threshold, output: Path, qui
     out.print(f"model folder: {output} (fingerprint {locked.fingerprint}; {len(locked.members)} fold models)")
 
 
+def _classical_spec(table: Path | None, data, families: str, inner: str):
+    """(families, inner folds, extra columns) of ``--classical``: the families named, plus ``suvmax``
+    when the table has the whole-tumour SUVmax (taken from the table if it is not a token column)."""
+    from models.cv import parse_folds
+    from models.zoo import SUVMAX_COLUMN, get_family
+    from radfeat.table import read_table
+
+    if table is None:
+        raise ValueError("--classical needs --table: the classical models are fitted on its feature columns")
+    names = [n.strip() for n in families.split(",") if n.strip()]
+    for n in names:
+        get_family(n)  # an unknown family fails before any training
+    frame = read_table(table)
+    frame = frame.set_index("case_id") if "case_id" in frame.columns else frame
+    frame.index = frame.index.astype(str)
+    extra = None
+    if SUVMAX_COLUMN in frame.columns:
+        names.append("suvmax")
+        if data.features is None or SUVMAX_COLUMN not in data.features.columns:
+            extra = frame.loc[data.case_ids, [SUVMAX_COLUMN]].astype(float).reset_index(drop=True)
+    return list(dict.fromkeys(names)), parse_folds(inner, "--classical-inner"), extra
+
+
 @app.command()
 def train(
     manifest: Path = typer.Argument(..., help="Cohort manifest (images, masks, labels)."),
@@ -118,6 +141,20 @@ def train(
         "none", "--ablation", help="'all', 'none' or a list, e.g. ct_only,concat_fusion."
     ),
     baseline: bool = typer.Option(False, "--baseline/--no-baseline", help="Add the EGFR-DLS-like CNN."),
+    classical: bool = typer.Option(
+        False,
+        "--classical/--no-classical",
+        help="Add the classical model families and SUVmax, trained on the same folds and feature columns, to "
+        "the DeLong / McNemar table (needs --table).",
+    ),
+    classical_families: str = typer.Option(
+        "lr,svm_linear,svm_rbf,rf,et,xgb,knn,nb,lda",
+        "--classical-families",
+        help="With --classical: the families (as radfeat benchmark's --families); the stacked auto is added.",
+    ),
+    classical_inner: str = typer.Option(
+        "5x2", "--classical-inner", help="With --classical: inner folds x repeats tuning each family."
+    ),
     folds: int = typer.Option(5, "--folds", min=2, help="Outer cross-validation folds (patient level)."),
     repeats: int = typer.Option(1, "--repeats", min=1, help="Repeats of the outer CV with new splits."),
     preset: str = typer.Option("default", "--preset", help="tiny, small or default."),
@@ -177,6 +214,9 @@ def train(
         data = build_fusion_data(
             manifest, table, tasks=task_list, positive=pos, groups=group_list, jobs=jobs, cases=train_ids
         )
+        comparator_spec = None
+        if classical:
+            comparator_spec = _classical_spec(table, data, classical_families, classical_inner)
         baseline_data = None
         if baseline:
             from models.fusion.baseline_cnn import DLS_PATCH
@@ -198,6 +238,23 @@ def train(
         f"{ {g: len(c) for g, c in data.groups.items()} }; variants {', '.join(variants)}",
         markup=False,
     )
+
+    comparators = None
+    if comparator_spec is not None:
+        from models.fusion.comparators import classical_on_fusion_folds
+
+        families, inner, extra = comparator_spec
+        err.print(
+            f"classical comparators on the same {folds}-fold splits: {', '.join(families)} (inner CV "
+            f"{inner[0]}x{inner[1]})",
+            markup=False,
+        )
+        comparators = classical_on_fusion_folds(
+            data, families, n_splits=folds, n_repeats=repeats, seed=seed, inner=inner,
+            extra_columns=extra, out_dir=output,
+            progress=lambda r: err.print(f"[{r['variant']}] {r['skipped']}", markup=False)
+            if "skipped" in r else None,
+        )  # fmt: skip
 
     # One bar over the models to train (variant × fold × repeat; single-task trains one per task), fed
     # by the epoch records: a model is done when the next one starts. Epoch lines go above the bar.
@@ -241,6 +298,7 @@ def train(
             n_splits=folds,
             n_repeats=repeats,
             baseline_data=baseline_data,
+            comparators=comparators,
             progress=progress,
         )
         if state["key"] is not None:

@@ -90,8 +90,7 @@ def test_feature_preparation_sees_training_cases_only(signal_data):
 def test_every_ablation_switch_gives_both_task_logits(variant):
     from flax import nnx
 
-    changes, _ = ABLATIONS[variant]
-    cfg = FusionConfig(d=8, heads=2, n_features=5, **changes)
+    cfg = FusionConfig(d=8, heads=2, n_features=5, **ABLATIONS[variant].changes)
     model = FusionNet(cfg, rngs=nnx.Rngs(0))
     B = 2
     batch = {
@@ -104,6 +103,75 @@ def test_every_ablation_switch_gives_both_task_logits(variant):
     logits, aux = model(batch)
     assert set(logits) == {"egfr", "subtype"} and logits["egfr"].shape == (B, 1)
     assert ("maps" in aux) == bool(cfg.modalities)
+
+
+def _token_data(habitat_mode: str):
+    """A FusionData of 12 cases with one column of every token kind (no images needed)."""
+    import pandas as pd
+
+    from models.fusion.data import FusionData
+
+    rng = np.random.default_rng(0)
+    groups = {
+        "habitat": ["hab_h1_volume_fraction", "ct_hab1_original_firstorder_Mean", "pet_hab1_SUVmean"],
+        "pet": ["pet_tumour_suv_SUVmax", "pet_tumour_suv_CoV", "pet_tumour_suv_MTV41_ml"],
+        "ct": ["ct_tumour_original_glcm_Contrast", "ct_tumour_original_shape_Sphericity"],
+        "pet_radiomics": ["pet_tumour_original_glcm_Contrast", "pet_tumour_original_firstorder_Mean"],
+    }
+    cols = [c for g in groups.values() for c in g]
+    n = 12
+    images = np.zeros((n, 1, 1, 8, 8), np.float32)
+    y = np.tile([0, 1], n // 2)
+    return FusionData(
+        case_ids=np.array([f"c{i}" for i in range(n)]), ct=images, pet=images, mask=images,
+        labels={"egfr": y, "subtype": y[::-1].copy()}, classes={"egfr": ["0", "1"], "subtype": ["0", "1"]},
+        features=pd.DataFrame(rng.normal(size=(n, len(cols))), columns=cols), groups=groups,
+        habitat_mode=habitat_mode,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("habitat_mode", ["ct+pet", "ct"])
+def test_modality_ablations_keep_only_that_modalitys_tokens(habitat_mode):
+    """CT-only sees CT tokens (and habitats only when they were clustered on CT alone), PET-only PET
+    tokens; without heterogeneity drops habitats, PET heterogeneity and PET texture together."""
+    d = _token_data(habitat_mode)
+    kept = {}
+    for name in ("full", "ct_only", "pet_only", "no_heterogeneity"):
+        spec = ABLATIONS[name]
+        prep = FeaturePrep(k_per_group=10, drop_columns=spec.dropped_columns(d)).fit(d, np.arange(12))
+        kept[name] = set(prep.columns_)
+    everything = {c for g in d.groups.values() for c in g}
+    assert kept["full"] == everything
+    ct_habitats = {"hab_h1_volume_fraction", "ct_hab1_original_firstorder_Mean"}
+    ct_tumour = {"ct_tumour_original_glcm_Contrast", "ct_tumour_original_shape_Sphericity"}
+    assert kept["ct_only"] == (ct_tumour | ct_habitats if habitat_mode == "ct" else ct_tumour)
+    pet = {c for c in everything if c.startswith("pet_tumour_")}
+    assert kept["pet_only"] == pet  # habitats are CT-defined (ct) or CT+PET-defined: never PET alone
+    assert kept["no_heterogeneity"] == {
+        "pet_tumour_suv_SUVmax", "pet_tumour_suv_MTV41_ml", "pet_tumour_original_firstorder_Mean",
+        *ct_tumour,
+    }  # fmt: skip
+    assert ABLATIONS["ct_only"].changes["modalities"] == ("ct",)
+    assert ABLATIONS["pet_only"].changes["modalities"] == ("pet",)
+
+
+def test_each_variant_trains_on_its_own_tokens(monkeypatch):
+    """The runner hands each variant the preparation its name promises (spy on the CV call)."""
+    import models.fusion.ablation as ablation
+
+    d = _token_data("ct+pet")
+    seen = {}
+
+    def spy(data, model_cfg, train_cfg, *, prep, **kwargs):
+        seen[model_cfg.modalities, model_cfg.fusion] = set(prep.drop_columns)
+        return FusionCVResult(__import__("pandas").DataFrame())
+
+    monkeypatch.setattr(ablation, "cross_validate_fusion", spy)
+    ablation.run_ablations(d, TINY_MODEL, TINY_TRAIN, ("full", "ct_only", "pet_only", "concat_fusion"))
+    assert seen[("ct", "pet"), "cross"] == set()
+    assert seen[("ct", "pet"), "concat"] == set()
+    assert seen[("ct",), "cross"] == {c for c in d.features.columns if not c.startswith("ct_tumour_")}
+    assert seen[("pet",), "cross"] == {c for c in d.features.columns if not c.startswith("pet_tumour_")}
 
 
 @pytest.mark.parametrize("weighting", ["kendall", "gradnorm"])
@@ -350,8 +418,9 @@ def test_cli_ablations_write_each_variant_as_it_finishes_and_resume_after_a_cras
     settings["ct"] = settings["pet"] = None  # PET descriptors only: the feature tokens of this test
     extract_table(manifest, tmp_path / "t.parquet", settings=settings, jobs=2)
     cmd = ["train", str(manifest), "--table", str(tmp_path / "t.parquet"), "--groups", "pet",
-           "--preset", "tiny", "--epochs", "2", "--folds", "2", "--ablation", "features_only,ct_only",
-           "-o", str(tmp_path / "runs")]  # fmt: skip
+           "--preset", "tiny", "--epochs", "2", "--folds", "2", "--ablation",
+           "features_only,ct_only,no_heterogeneity", "--classical", "--classical-families", "lr",
+           "--classical-inner", "2x1", "-o", str(tmp_path / "runs")]  # fmt: skip
     real = ablation._run_variant
 
     def crash_on_ct_only(name, *args, **kwargs):
@@ -363,7 +432,8 @@ def test_cli_ablations_write_each_variant_as_it_finishes_and_resume_after_a_cras
     first = CliRunner().invoke(app, cmd)
     assert isinstance(first.exception, RuntimeError)
     finished = sorted(p.name.split("_")[0] for p in (tmp_path / "runs" / "variants").glob("*.csv"))
-    assert finished == ["features", "full"]  # features_only_<key>.csv and full_<key>.csv
+    # classical_<key>.csv (comparators first), features_only_<key>.csv and full_<key>.csv
+    assert finished == ["classical", "features", "full"]
     monkeypatch.setattr(ablation, "_run_variant", real)
     calls = []
     monkeypatch.setattr(
@@ -371,6 +441,19 @@ def test_cli_ablations_write_each_variant_as_it_finishes_and_resume_after_a_cras
     )
     second = CliRunner().invoke(app, cmd)
     assert second.exit_code == 0, second.output
-    assert "[features_only] finished before" in second.output and calls == ["full", "ct_only"]
+    assert (
+        "[features_only] finished before" in second.output and "[classical] finished before" in second.output
+    )
+    assert calls == ["full", "ct_only", "no_heterogeneity"]
     table = pd.read_csv(tmp_path / "runs" / "results.csv")
-    assert {"full", "features_only", "ct_only"} <= set(table["variant"])
+    assert {"full", "features_only", "ct_only", "no_heterogeneity", "classical_lr", "suvmax"} <= set(
+        table["variant"]
+    )
+    assert set(table.loc[table["variant"] == "suvmax", "task"]) == {"egfr"}  # 2 squamous: too few to tune
+    assert "[classical (subtype)] a training part holds" in first.output
+    compared = table[table["variant"] != "full"]
+    assert compared["p_vs_full"].between(0, 1).all() and compared["mcnemar_p_vs_full"].between(0, 1).all()
+    assert table["brier"].between(0, 1).all()
+    report = (tmp_path / "runs" / "results.md").read_text()
+    assert "p McNemar" in report and "`suvmax`: SUVmax alone" in report
+    assert (tmp_path / "runs" / "calibration_egfr.png").stat().st_size > 0

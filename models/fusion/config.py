@@ -37,6 +37,8 @@ class TrainConfig:
     #: scaling), as if the table were missing: modality dropout, so the image pathway cannot lean on
     #: the features alone (it keeps learning, and its Grad-CAM maps stay meaningful).
     feature_dropout: float = 0.5
+    #: Platt-scale each model's probabilities on its validation cases (:mod:`models.fusion.calibration`).
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.feature_dropout < 1.0:

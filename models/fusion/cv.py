@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.fusion.calibration import calibrate
 from models.fusion.config import TrainConfig
 from models.fusion.data import FeaturePrep, FusionData
 from models.fusion.loop import FitResult, fit
@@ -22,7 +23,8 @@ __all__ = ["FusionCVResult", "fusion_splits", "cross_validate_fusion"]
 @dataclass
 class FusionCVResult:
     """Out-of-fold patient predictions: one row per case × repeat × task (``score`` is the positive-class
-    probability of a binary task)."""
+    probability of a binary task, Platt-calibrated on the fold's validation cases; ``score_raw`` the
+    network's own output; ``threshold`` the fold's training prevalence, on the calibrated scale)."""
 
     predictions: pd.DataFrame
     histories: list[list[dict]] = field(default_factory=list)
@@ -108,7 +110,8 @@ def cross_validate_fusion(
         res = fit(
             model_cfg, cfg, data, tr, prep=replace(prep or FeaturePrep()), checkpoint=ckpt, progress=tick
         )
-        probs = predict(res.model, data, te, res.prep, cfg.eval_batch_size)
+        raw = predict(res.model, data, te, res.prep, cfg.eval_batch_size)
+        probs = calibrate(raw, res.calibration)  # Platt scaling fitted on this fold's validation cases
         histories.append(res.history)
         if example is None:
             example = (res, te)
@@ -117,10 +120,15 @@ def cross_validate_fusion(
         for t in tasks:
             p = probs[t]
             threshold = training_threshold(data.labels[t][tr])  # this fold's training cases only
+            q = raw[t]
             for i, case in enumerate(te):
                 score = float(p[i]) if p.ndim == 1 else float(p[i, -1])
-                rows.append((t, r, f, data.case_ids[case], int(data.labels[t][case]), score, threshold))
-    predictions = pd.DataFrame(rows, columns=["task", "repeat", "fold", "case_id", "y", "score", "threshold"])
+                score_raw = float(q[i]) if q.ndim == 1 else float(q[i, -1])
+                y = int(data.labels[t][case])
+                rows.append((t, r, f, data.case_ids[case], y, score, score_raw, threshold))
+    predictions = pd.DataFrame(
+        rows, columns=["task", "repeat", "fold", "case_id", "y", "score", "score_raw", "threshold"]
+    )
     return FusionCVResult(
         predictions, histories, asdict(model_cfg), time.perf_counter() - t0, example, models
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jax
@@ -19,25 +19,29 @@ import numpy as np
 from flax import nnx
 
 from models.fusion.batches import labelled, model_inputs, pad_batch, static_inputs
+from models.fusion.calibration import PlattScaling, fit_platt
 from models.fusion.checkpoints import load_checkpoint, save_checkpoint
 from models.fusion.config import TrainConfig
 from models.fusion.data import FeaturePrep, FusionData
 from models.fusion.losses import GradNormState
 from models.fusion.net import FusionConfig, FusionNet
-from models.fusion.steps import adamw, lr_schedule, make_model, train_step, validation_auc
+from models.fusion.steps import adamw, lr_schedule, make_model, predict, train_step, validation_auc
 
 __all__ = ["FitResult", "fit"]
 
 
 @dataclass
 class FitResult:
-    """A trained model with its feature preparation and per-epoch history."""
+    """A trained model with its feature preparation, per-epoch history, the validation cases that chose
+    its epoch and the Platt scaling fitted on them (:mod:`models.fusion.calibration`)."""
 
     model: FusionNet
     prep: FeaturePrep
     history: list[dict]
     best_epoch: int
     best_val_auc: float
+    val_idx: np.ndarray | None = None
+    calibration: dict[str, PlattScaling] = field(default_factory=dict)
 
 
 def _fold_key(data: FusionData, train_idx, val_idx) -> str:
@@ -193,4 +197,11 @@ def fit(
         state = nnx.state(model, nnx.Param)
         nnx.replace_by_pure_dict(state, best_state)
         nnx.update(model, state)
-    return FitResult(model, prep, history, best_epoch, float(best_auc))
+    # Probabilities calibrated on the validation cases of this training part (never a test case)
+    val_probs = predict(model, data, val_idx, prep, cfg.eval_batch_size)
+    calibration = {
+        t: fit_platt(data.labels[t][val_idx], p)
+        for t, p in val_probs.items()
+        if np.ndim(p) == 1 and cfg.calibrate
+    }
+    return FitResult(model, prep, history, best_epoch, float(best_auc), np.asarray(val_idx), calibration)

@@ -48,7 +48,7 @@ def run_fusion_study(
     n_splits: int = 5,
     n_repeats: int = 1,
     prep: FeaturePrep | None = None,
-    classical: dict[str, pd.DataFrame] | None = None,
+    comparators: dict[str, FusionCVResult] | None = None,
     n_gradcam: int = 4,
     baseline_data: FusionData | None = None,
     progress: Callable[[dict], None] | None = None,
@@ -56,7 +56,9 @@ def run_fusion_study(
     """Cross-validate the variants, write ``results.csv``/``results.md`` (ablation table),
     ``oof_predictions.csv``, ``roc_<task>.png`` and ``gradcam/<task>/<case>.png``; return them.
     ``baseline_data`` (the same cases as 64 × 64 slices, :data:`models.fusion.baseline_cnn.DLS_PATCH`)
-    adds the EGFR-DLS-like CNN as a row ``egfr_dls`` on the same splits."""
+    adds the EGFR-DLS-like CNN as a row ``egfr_dls`` on the same splits; ``comparators`` (classical
+    families and SUVmax on the same folds, :func:`models.fusion.comparators.classical_on_fusion_folds`)
+    join the table, the ROC and calibration figures and the DeLong / McNemar comparisons."""
     from models.figures import plot_roc
     from models.fusion.gradcam import attention_maps, grad_cam, map_mass_table, save_overlays
     from radfeat.utils.atomic import atomic_path, write_text
@@ -89,7 +91,8 @@ def run_fusion_study(
             baseline_data, dls_config(data.tasks), train_cfg, n_splits=n_splits, n_repeats=n_repeats,
             progress=progress,
         )  # fmt: skip
-    table = ablation_table(results, classical=classical)
+    results.update(comparators or {})
+    table = ablation_table(results)
     paths: dict[str, Path] = {}
     with atomic_path(out / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -123,6 +126,15 @@ def run_fusion_study(
 
             plt.close(fig)
             paths[f"roc_{task}"] = out / f"roc_{task}.png"
+            # reliability of the calibrated probabilities (comparators' probabilities beside them)
+            from models.figures import plot_calibration
+
+            shown = {n: c for n, c in curves.items() if 0 <= c.min() and c.max() <= 1}
+            fig = plot_calibration(y, shown, n_bins=5, title=f"{task}: out-of-fold calibration")
+            with atomic_path(out / f"calibration_{task}.png") as tmp:
+                fig.savefig(tmp, dpi=110, format="png")
+            plt.close(fig)
+            paths[f"calibration_{task}"] = out / f"calibration_{task}.png"
     full = results["full"]
     if full.example is not None and n_gradcam and model_cfg.modalities:
         fitted, test_idx = full.example
@@ -166,18 +178,31 @@ def _markdown(table: pd.DataFrame, n_splits: int, n_repeats: int) -> str:
         "",
         f"Out-of-fold patient predictions, stratified {n_splits}-fold × {n_repeats} (made as `radfeat "
         "benchmark` makes its splits for the same table order, label, fold count and seed). "
-        "AUC with DeLong 95 % CI; ACC/SEN/SPEC at thresholds learned on each fold's training part (its "
-        "positive share; never the test cases); p: paired DeLong test against the full model.",
+        "The network's probabilities are Platt-calibrated on each fold model's validation cases (inside its "
+        "training part). AUC with DeLong 95 % CI; ACC/SEN/SPEC at thresholds learned on each fold's "
+        "training part (its positive share, on the calibrated scale; never the test cases); Brier score "
+        "and calibration slope of the out-of-fold probabilities (ideal 1); p DeLong: paired DeLong test "
+        "of the AUC against the full model; p McNemar: McNemar's test of the paired calls at those "
+        "thresholds. Classical comparators and SUVmax (when present) ran on the same folds.",
         "",
-        "| task | variant | n | AUC (95 % CI) | ACC | SEN | SPEC | p vs full |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | variant | n | AUC (95 % CI) | ACC | SEN | SPEC | Brier | cal. slope | p DeLong "
+        "| p McNemar |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def fmt(v, spec=".3f"):
+        return "—" if v is None or pd.isna(v) else format(v, spec)
+
     for _, r in table.iterrows():
-        p = r.get("p_vs_full")
         lines.append(
             f"| {r.task} | {r.variant} | {r.n} | {r.auc:.3f} ({r.ci_low:.3f}–{r.ci_high:.3f}) | "
-            f"{r.acc:.3f} | {r.sen:.3f} | {r.spec:.3f} | {'—' if pd.isna(p) else f'{p:.3g}'} |"
+            f"{fmt(r.acc)} | {fmt(r.sen)} | {fmt(r.spec)} | {fmt(r.get('brier'))} | "
+            f"{fmt(r.get('calibration_slope'), '.2f')} | {fmt(r.get('p_vs_full'), '.3g')} | "
+            f"{fmt(r.get('mcnemar_p_vs_full'), '.3g')} |"
         )
+    lines += ["", "Variants:", ""]
+    for name, text in dict.fromkeys(zip(table["variant"], table["description"], strict=True)):
+        lines.append(f"- `{name}`: {text}")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,9 @@ no extra training run is needed; averaging k models lowers the variance that dom
 (nnU-Net's practice); and the training-cohort CV estimate is the performance of exactly these members
 (each scored on the cases it never saw), a slightly conservative estimate for their average.
 
-Thresholds per task come from the out-of-fold training scores (:func:`models.thresholds.locked_threshold`).
+Each member's probabilities are Platt-calibrated on its own validation split (stored with it in the
+card); thresholds per task come from the calibrated out-of-fold training scores
+(:func:`models.thresholds.locked_threshold`), and new cases are scored on the same calibrated scale.
 Arrays are stored as ``.npz`` (no pickle), the network, patch and feature-preparation settings as JSON
 in the model card; the folder is written and checksummed as a classical model's
 (:func:`models.lifecycle.store.write_model_folder`).
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.fusion.calibration import PlattScaling, calibrate
 from models.fusion.data import FeaturePrep, FusionData, PatchSpec
 from models.fusion.net import FusionConfig
 from models.lifecycle.store import ModelFolderError, _versions, read_card, write_model_folder
@@ -101,6 +104,7 @@ def _prep_dict(prep: FeaturePrep) -> dict:
     return {
         "k_per_group": prep.k_per_group,
         "drop_groups": list(prep.drop_groups),
+        "drop_columns": list(prep.drop_columns),
         "columns": list(prep.columns_),
         "group_of": [int(g) for g in prep.group_of_],
         "group_names": list(prep.group_names_),
@@ -110,7 +114,11 @@ def _prep_dict(prep: FeaturePrep) -> dict:
 
 
 def _prep_from(d: dict) -> FeaturePrep:
-    prep = FeaturePrep(k_per_group=int(d["k_per_group"]), drop_groups=tuple(d["drop_groups"]))
+    prep = FeaturePrep(
+        k_per_group=int(d["k_per_group"]),
+        drop_groups=tuple(d["drop_groups"]),
+        drop_columns=tuple(d.get("drop_columns", ())),
+    )
     prep.columns_, prep.group_of_, prep.group_names_ = (
         list(d["columns"]),
         list(d["group_of"]),
@@ -141,6 +149,7 @@ def save_fusion_model(locked: LockedFusion, folder: str | Path, table_provenance
                     "config": _config_dict(m.model.config),
                     "prep": _prep_dict(m.prep),
                     "best_epoch": int(m.best_epoch),
+                    "calibration": {t: c.to_dict() for t, c in getattr(m, "calibration", {}).items()},
                     "weight": 1.0 / len(locked.members),
                 }
             )
@@ -200,6 +209,7 @@ class _Member:
     model: object
     prep: FeaturePrep
     best_epoch: int
+    calibration: dict = field(default_factory=dict)
 
 
 def load_fusion_model(folder: str | Path) -> LockedFusion:
@@ -225,7 +235,8 @@ def load_fusion_model(folder: str | Path) -> LockedFusion:
         except KeyError as exc:
             raise ModelFolderError(f"{folder / m['file']}: arrays do not match the network ({exc})") from None
         nnx.update(model, state)
-        members.append(_Member(model, _prep_from(m["prep"]), int(m["best_epoch"])))
+        calibration = {t: PlattScaling.from_dict(c) for t, c in (m.get("calibration") or {}).items()}
+        members.append(_Member(model, _prep_from(m["prep"]), int(m["best_epoch"]), calibration))
     spec = card["patch_spec"]
     spec = PatchSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
     return LockedFusion(
@@ -240,14 +251,19 @@ def load_fusion_model(folder: str | Path) -> LockedFusion:
 
 
 def predict_fusion(locked: LockedFusion, data: FusionData, carry: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per case and task: ``case_id``, ``task``, ``score`` (mean over the fold models),
+    """One row per case and task: ``case_id``, ``task``, ``score`` (mean over the fold models of their
+    calibrated probabilities),
     ``predicted_positive`` / ``predicted_class`` at the locked threshold, ``threshold``,
     ``positive_class``, ``model_fingerprint``; ``carry`` (indexed by case id: labels, cohort) joined."""
     from models.fusion.steps import predict
 
     idx = np.arange(len(data))
     rows = []
-    probs = [predict(m.model, data, idx, m.prep) for m in locked.members]
+    # each fold model's probabilities on its own calibrated scale (as in the CV the threshold came from)
+    probs = [
+        calibrate(predict(m.model, data, idx, m.prep), getattr(m, "calibration", None))
+        for m in locked.members
+    ]
     for task in locked.tasks:
         score = np.mean([p[task] if p[task].ndim == 1 else p[task][:, -1] for p in probs], axis=0)
         positive = locked.classes[task][-1]
