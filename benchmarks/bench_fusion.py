@@ -2,7 +2,8 @@
 batch 32, 32×32×3 patches), no recompilation after the first step, peak device memory, and optionally
 the wall time of 5-fold CV × all ablations on a synthetic cohort.
 
-Run: ``python benchmarks/bench_fusion.py [--steps 30] [--cases 64] [--full-cv --cases 400]``.
+Run: ``python benchmarks/bench_fusion.py [--steps 30] [--cases 64] [--dtype bfloat16]
+[--full-cv --cases 400]``.
 On a GPU install the CUDA build first (``pip install -e '.[gpu]'``); JAX picks the device itself.
 """
 
@@ -26,22 +27,20 @@ def main() -> None:
     from flax import nnx
 
     from models.fusion.ablation import ABLATIONS, run_ablations
-    from models.fusion.batches import labelled as _labelled
-    from models.fusion.batches import model_inputs as _model_inputs
-    from models.fusion.batches import static_inputs as _static_inputs
     from models.fusion.config import enable_compilation_cache
     from models.fusion.data import FeaturePrep, synthetic_fusion_data
+    from models.fusion.device import device_cohort, schedule_arrays, train_step
     from models.fusion.losses import GradNormState
     from models.fusion.net import FusionConfig
-    from models.fusion.steps import TRACE_COUNTS, make_model
-    from models.fusion.steps import adamw as _adamw
-    from models.fusion.steps import train_step as _train_step
-    from models.fusion.train import TrainConfig
+    from models.fusion.steps import TRACE_COUNTS, adamw, make_model
+    from models.fusion.train import TrainConfig, fit
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--cases", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--fit-epochs", type=int, default=3, help="epochs of the timed `fit` (0: skip)")
     parser.add_argument("--full-cv", action="store_true", help="also time 5-fold CV × all ablations")
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
@@ -55,48 +54,67 @@ def main() -> None:
         data = synthetic_fusion_data(Path(tmp) / "cohort", args.cases, seed=0, jobs=2)
         print(f"cohort of {len(data)} cases built in {time.perf_counter() - t0:.1f} s", flush=True)
         prep = FeaturePrep().fit(data, np.arange(len(data)))
-        cfg = FusionConfig(n_features=prep.n_features, n_groups=len(prep.group_names_))
+        cfg = FusionConfig(n_features=prep.n_features, n_groups=len(prep.group_names_), dtype=args.dtype)
         model = make_model(cfg, 0)
-        params = nnx.state(model, nnx.Param)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         n_params = sum(x.size for x in jax.tree.leaves(params))
-        opt_state = _adamw(1e-5).init(params)
-        gn = GradNormState(2)
+        opt_state = adamw(1e-5).init(params)
+        gn_graphdef, gn_state = nnx.split(GradNormState(2))
         pos_weight = {t: jnp.float32(1.0) for t in cfg.tasks}
+        cohort = device_cohort(data, prep, cfg.tasks)  # resident: a step uploads only its indices
+        schedule = schedule_arrays(1e-3, 10, 1, args.steps + 1)
         rng = np.random.default_rng(0)
         V = data.ct.shape[1]
+        static = dict(graphdef=graphdef, gn_graphdef=gn_graphdef, weighting="kendall", augment=True,
+                      weight_decay=1e-5, feature_dropout=0.5)  # fmt: skip
+        cases = jnp.asarray(rng.integers(0, len(data), (args.steps + 1, args.batch)), jnp.int32)
+        views = jnp.asarray(rng.integers(0, V, (args.steps + 1, args.batch)), jnp.int32)
+        base_key = jax.random.key(0)
 
-        def batch():
-            c = rng.integers(0, len(data), args.batch)
-            v = rng.integers(0, V, args.batch)
-            b = {**_model_inputs(data, prep, c, v), **_labelled(data, cfg.tasks, c)}
-            b.update(_static_inputs(prep), w=np.ones(args.batch, np.float32))
-            return jax.tree.map(jnp.asarray, b)
+        def step(s, state):
+            count = jnp.asarray([s, s], jnp.int32)
+            return train_step(*state, cohort, cases[s], views[s], pos_weight, base_key, count, schedule,
+                              **static)  # fmt: skip
 
         traces0 = TRACE_COUNTS["train_step"]
-        times = []
-        for step in range(args.steps + 1):
-            b = batch()
-            key = jax.random.key(step)
-            t = time.perf_counter()
-            loss, _, opt_state = _train_step(
-                model, opt_state, gn, b, pos_weight, key, jnp.float32(1e-3),
-                weighting="kendall", augment=True, weight_decay=1e-5,
-            )  # fmt: skip
-            jax.block_until_ready(loss)
-            times.append(time.perf_counter() - t)
+        state = (params, rest, opt_state, gn_state)
+        t = time.perf_counter()
+        out = step(0, state)
+        jax.block_until_ready(out[4])
+        first = time.perf_counter() - t
+        state = out[:4]
+        t = time.perf_counter()
+        losses = []
+        for s in range(1, args.steps + 1):  # dispatched back to back: no host sync until the end
+            out = step(s, state)
+            state = out[:4]
+            losses.append(out[4])
+        jax.block_until_ready(losses)
+        step_s = (time.perf_counter() - t) / args.steps
         traces = TRACE_COUNTS["train_step"] - traces0
         assert traces == 1, f"training recompiled: {traces} traces for {args.steps + 1} steps"
-        step_s = float(np.median(times[1:]))
+        assert np.isfinite(np.asarray(jnp.stack(losses))).all()
         stats = device.memory_stats() if hasattr(device, "memory_stats") else None
         peak = (stats or {}).get("peak_bytes_in_use")
+        nnx.update(model, state[0], state[1])
         rows = [
             ["parameters", f"{n_params:,}"],
-            ["first step (compile + run), s", f"{times[0]:.2f}"],
-            ["train step (median), ms", f"{1000 * step_s:.1f}"],
-            ["samples/s", f"{args.batch / step_s:.0f}"],
+            ["computation dtype", args.dtype],
+            ["first step (compile + run), s", f"{first:.2f}"],
+            ["train step (mean of back-to-back steps), ms", f"{1000 * step_s:.1f}"],
+            ["samples/s (train step)", f"{args.batch / step_s:.0f}"],
             ["compilations of the train step", traces],
             ["peak device memory, MiB", "n/a (CPU)" if peak is None else f"{peak / 2**20:.0f}"],
         ]
+        if args.fit_epochs:
+            # what the user runs: `fit` (validation, early-stopping bookkeeping and all), compiled already
+            tc = TrainConfig(epochs=args.fit_epochs, batch_size=args.batch, min_epochs=1, select_from_epoch=0)
+            t = time.perf_counter()
+            res = fit(cfg, tc, data, np.arange(len(data)))
+            wall = time.perf_counter() - t
+            trained = len(res.history) * (int(0.8 * len(data)) * V // args.batch) * args.batch
+            rows.append([f"samples/s through fit ({len(res.history)} epochs, validation included)",
+                         f"{trained / wall:.0f}"])  # fmt: skip
         from models.fusion.gradcam import grad_cam, grad_cam_compilations
 
         cam_cases = np.arange(min(32, len(data)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -105,6 +106,45 @@ def test_every_ablation_switch_gives_both_task_logits(variant):
     assert ("maps" in aux) == bool(cfg.modalities)
 
 
+def test_the_device_schedule_equals_optax():
+    """The learning rate computed inside the step equals optax's warm-up + cosine schedule."""
+    from models.fusion.device import schedule_arrays, scheduled_lr
+    from models.fusion.steps import lr_schedule
+
+    cfg = TrainConfig(epochs=7, lr=3e-3, warmup_epochs=2)
+    reference = lr_schedule(cfg, 11)
+    arrays = schedule_arrays(cfg.lr, cfg.epochs, cfg.warmup_epochs, 11)
+    for step in (0, 1, 10, 21, 22, 23, 40, 76, 77, 100):
+        assert float(scheduled_lr(arrays, np.int32(step))) == pytest.approx(
+            float(reference(step)), rel=1e-5, abs=1e-9
+        )
+
+
+def test_bfloat16_computation_keeps_float32_parameters(signal_data):
+    """``dtype="bfloat16"``: same parameters (float32) and nearly the same outputs as float32; it trains."""
+    import jax
+    from flax import nnx
+
+    from models.fusion.steps import make_model
+
+    prep = FeaturePrep(k_per_group=4).fit(signal_data, np.arange(40))
+    cfg = replace(TINY_MODEL, n_features=prep.n_features, n_groups=len(prep.group_names_))
+    f32, b16 = make_model(cfg, 0), make_model(replace(cfg, dtype="bfloat16"), 0)
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(f32, nnx.Param)), jax.tree.leaves(nnx.state(b16, nnx.Param)), strict=True
+    ):
+        assert b.dtype == np.float32 and np.array_equal(a, b)
+    p32 = predict(f32, signal_data, np.arange(8), prep)
+    p16 = predict(b16, signal_data, np.arange(8), prep)
+    for t in p32:
+        np.testing.assert_allclose(p16[t], p32[t], atol=0.03)
+    cfg_train = TrainConfig(epochs=2, batch_size=16, min_epochs=1, select_from_epoch=0)
+    res = fit(replace(TINY_MODEL, dtype="bfloat16"), cfg_train, signal_data, np.arange(40))
+    assert all(np.isfinite(h["loss"]) for h in res.history)
+    with pytest.raises(ValueError, match="dtype"):
+        FusionConfig(dtype="float16")
+
+
 def _token_data(habitat_mode: str):
     """A FusionData of 12 cases with one column of every token kind (no images needed)."""
     import pandas as pd
@@ -182,6 +222,9 @@ def test_one_compilation_and_exact_resume(signal_data, tmp_path, weighting):
     after_first = TRACE_COUNTS["train_step"]
     assert after_first >= 1  # the step was traced (by this fit or an earlier one in this process)
     again = fit(TINY_MODEL, cfg, d, np.arange(40, 80))  # other cases, same shapes: no new trace
+    assert TRACE_COUNTS["train_step"] == after_first
+    # another training-set size (other steps per epoch, another schedule) and run length: no new trace
+    again = fit(TINY_MODEL, replace(cfg, epochs=2), d, np.arange(30, 85))
     assert TRACE_COUNTS["train_step"] == after_first
     del again
 
@@ -274,6 +317,12 @@ def test_map_mass_in_core_margin_and_outside():
     assert list(table["modality"]) == ["ct", "pet"]
     assert table.loc[0, "core_mass"] == pytest.approx(table.loc[0, "core_area"])
     assert table.loc[1, "margin_mass"] == 1.0 and table.loc[1, "margin_area"] < 0.3
+    # An all-zero map has no mass to share: it is counted apart, not averaged in as zero everywhere.
+    half_empty = ring.copy()
+    half_empty[1] = 0
+    assert np.isnan(cam_mass_regions(half_empty, mask)["core"][1])
+    row = map_mass_table({"egfr": {"pet": half_empty}}, mask).iloc[0]
+    assert (row["n"], row["n_empty"]) == (1, 1) and row["margin_mass"] == 1.0
 
 
 def test_gradcam_compiles_once_for_every_model_of_a_structure(signal_data):
@@ -298,6 +347,33 @@ def test_gradcam_compiles_once_for_every_model_of_a_structure(signal_data):
     alone = grad_cam(a.model, d, a.prep, np.array([81]), "egfr")  # the chunk's other cases do not matter
     np.testing.assert_allclose(alone["pet"][0], first["pet"][1], atol=1e-6)
     assert grad_cam_compilations() == compiled
+    # the finer map: its own compilation once, then none; twice the resolution of the scale-1 map
+    fine = grad_cam(a.model, d, a.prep, np.arange(80, 83), "egfr", layer="fine")
+    compiled = grad_cam_compilations()
+    grad_cam(b.model, d, b.prep, np.arange(83, 90), "egfr", layer="fine")
+    assert grad_cam_compilations() == compiled
+    H = d.ct.shape[-1]
+    assert fine["ct"].shape == first["ct"].shape and 0 <= fine["ct"].min() and fine["ct"].max() <= 1
+    assert a.model.cam_shapes(H, H, "fine")["ct"][:2] == (H // 2, H // 2)
+    with pytest.raises(ValueError, match="layer"):
+        grad_cam(a.model, d, a.prep, np.arange(2), "egfr", layer="input")
+
+
+def test_gradcam_of_the_egfr_dls_baseline(signal_data):
+    """The baseline CNN has Grad-CAM too (one map of its fused input, ``fused``), jitted: a second
+    call compiles nothing; its fine map is at the full 64-px resolution."""
+    from models.fusion.baseline_cnn import dls_config
+
+    d = signal_data  # 32-px patches stand in for the 64-px slices: the network is size-agnostic
+    cfg = replace(dls_config(("egfr", "subtype"), width=8), patch=32, in_slices=d.ct.shape[2])
+    res = fit(cfg, TrainConfig(epochs=1, batch_size=16, min_epochs=1), d, np.arange(40))
+    coarse = grad_cam(res.model, d, res.prep, np.arange(80, 84), "subtype")
+    compiled = grad_cam_compilations()
+    again = grad_cam(res.model, d, res.prep, np.arange(84, 90), "subtype")
+    assert grad_cam_compilations() == compiled
+    assert set(coarse) == set(again) == {"fused"} and coarse["fused"].shape == (4, 32, 32)
+    fine = grad_cam(res.model, d, res.prep, np.arange(80, 84), "subtype", layer="fine")
+    assert res.model.cam_shapes(32, 32, "fine")["fused"][:2] == (32, 32) and fine["fused"].max() <= 1
 
 
 @pytest.mark.slow
@@ -308,8 +384,11 @@ def test_planted_signal_is_learned_for_both_tasks(signal_cv):
 
 @pytest.mark.slow
 def test_gradcam_concentrates_on_the_tumour_and_margin(signal_data, signal_cv):
-    """Most of each map's mass (HiResCAM of the predicted class, CT and PET maps) lies on the tumour and
-    a 6 mm margin, about a quarter of the patch; the classic Grad-CAM weighting is also available."""
+    """HiResCAM of the predicted class, at the scale-1 and the finer layer: most of each PET map's mass
+    (where both tasks' planted signals sit: uptake shift, necrotic core) lies on the tumour and a 6 mm
+    margin, about a quarter of the patch, and its peak lies there; every CT and PET map with mass is
+    concentrated there beyond chance (all-zero maps, nothing speaking for the class, are left out as in
+    the map-mass table). The classic Grad-CAM weighting is also available."""
     from scipy import ndimage
 
     fitted, test_idx = signal_cv.example
@@ -318,14 +397,18 @@ def test_gradcam_concentrates_on_the_tumour_and_margin(signal_data, signal_cv):
     region = d.mask[test_idx, V, S]
     area = cam_mass_inside(np.ones(region.shape), region, dilate_px=3).mean()
     assert area < 0.35
+    dilated = [ndimage.binary_dilation(m > 0, iterations=3) for m in region]
     for task in ("egfr", "subtype"):
-        cams = grad_cam(fitted.model, d, fitted.prep, test_idx, task)
-        assert set(cams) == {"ct", "pet"}
-        inside = np.mean([cam_mass_inside(c, region, dilate_px=3) for c in cams.values()])
-        assert inside > 0.5, (task, inside, area)
-        dilated = [ndimage.binary_dilation(m > 0, iterations=3) for m in region]
-        peaks = [np.unravel_index(np.argmax(c), c.shape) for c in cams["pet"]]
-        assert np.mean([m[p] for p, m in zip(peaks, dilated, strict=True)]) >= 0.5
+        for layer in ("scale1", "fine"):
+            cams = grad_cam(fitted.model, d, fitted.prep, test_idx, task, layer=layer)
+            assert set(cams) == {"ct", "pet"}
+            inside = {}
+            for modality, c in cams.items():
+                has_mass = c.reshape(len(c), -1).max(axis=1) > 0
+                inside[modality] = cam_mass_inside(c[has_mass], region[has_mass], dilate_px=3).mean()
+            assert inside["pet"] > 0.5 and min(inside.values()) > 1.25 * area, (task, layer, inside, area)
+            peaks = [np.unravel_index(np.argmax(c), c.shape) for c in cams["pet"]]
+            assert np.mean([m[p] for p, m in zip(peaks, dilated, strict=True)]) >= 0.5, (task, layer)
         classic = grad_cam(fitted.model, d, fitted.prep, test_idx, task, method="gradcam")
         assert all(c.shape == region.shape and 0 <= c.min() and c.max() <= 1 for c in classic.values())
     with pytest.raises(ValueError, match="method"):
@@ -391,9 +474,19 @@ def test_cli_train_writes_results_figures_and_gradcam(tmp_path):
     assert set(histories) >= {"full", "one_scale"} and len(histories["full"]) == 2  # per fold
     assert {"epoch", "loss", "val_mean_auc"} <= set(histories["full"][0][0])
     assert "no --table" in run.stderr and "image-only" in run.stderr
-    assert len(list((out / "gradcam" / "egfr").glob("*.png"))) > 0
+    # the baseline checkpoints every fold like the variants: a rerun resumes it instead of retraining
+    assert len({p.name[:5] for p in (out / "checkpoints").glob("egfr_dls_*/r0_f*")}) == 2
+    for folder in ("egfr", "fine/egfr", "egfr_dls/egfr", "egfr_dls/fine/subtype"):
+        assert len(list((out / "gradcam" / folder).glob("*.png"))) > 0, folder
     mass = pd.read_csv(out / "gradcam" / "map_mass.csv")
-    assert set(mass["task"]) == {"egfr", "subtype"} and set(mass["modality"]) == {"ct", "pet"}
+    assert set(mass["task"]) == {"egfr", "subtype"} and set(mass["variant"]) == {
+        "full",
+        "one_scale",
+        "egfr_dls",
+    }
+    assert set(mass.loc[mass["variant"] == "egfr_dls", "modality"]) == {"fused"}
+    assert set(mass.loc[mass["variant"] != "egfr_dls", "modality"]) == {"ct", "pet"}
+    assert set(mass.loc[mass["variant"] == "full", "layer"]) == {"scale1", "fine"}
     shares = mass[["core_mass", "margin_mass", "outside_mass"]].sum(axis=1)
     np.testing.assert_allclose(shares[mass["n"] > 0], 1.0, atol=1e-6)
     bad = subprocess.run([*cmd[:-3], "--ablation", "nonsense", "-q"], capture_output=True, text=True)

@@ -190,11 +190,14 @@ def _variant_key(name, data: FusionData, model_cfg, train_cfg, prep, n_splits, n
     h.update("|".join(map(str, data.case_ids)).encode())
     if data.features is not None:
         h.update(pd.util.hash_pandas_object(data.features, index=False).to_numpy().tobytes())
+    spec = ABLATIONS.get(name)  # the baseline CNN is keyed like a variant, without an ablation
     settings = {
         "variant": name,
-        "ablation": {
-            **{k: v for k, v in asdict(ABLATIONS[name]).items() if k != "description"},
-            "dropped": ABLATIONS[name].dropped_columns(data),
+        "ablation": {}
+        if spec is None
+        else {
+            **{k: v for k, v in asdict(spec).items() if k != "description"},
+            "dropped": spec.dropped_columns(data),
         },
         "model": asdict(model_cfg),
         "train": asdict(train_cfg),

@@ -60,12 +60,23 @@ class ResidualCNN(nnx.Module):
         self.heads = nnx.List([nnx.Linear(4 * w, 1 if k == 2 else k, rngs=rngs) for k in config.n_classes])
         self.log_vars = nnx.Param(jnp.zeros((len(config.tasks),)))
 
-    def __call__(self, batch: dict, cam_delta: dict | None = None):
+    def cam_shapes(self, H: int, W: int, layer: str = "scale1") -> dict[str, tuple[int, int, int]]:
+        """The map Grad-CAM explains (one, of the fused input: key ``fused``): ``scale1`` the last
+        stage (H/4 × W/4 × 4w, the classic Grad-CAM layer), ``fine`` the first stage (H × W × w)."""
+        w = self.config.d
+        return {"fused": (H, W, w) if layer == "fine" else (H // 4, W // 4, 4 * w)}
+
+    def __call__(self, batch: dict, cam_delta: dict | None = None, cam_layer: str = "scale1"):
         pet, ct = batch["pet"], batch["ct"]
         x = jnp.concatenate([pet, ct, 0.5 * (pet + ct)], axis=-1)  # [PET, CT, fused]
         x = jax.nn.relu(self.stem(x))
-        for stage in self.stages:
+        maps = {}
+        for i, stage in enumerate(self.stages):
             x = stage(x)
+            if (i == 0 and cam_layer == "fine") or (i == len(self.stages) - 1 and cam_layer == "scale1"):
+                if cam_delta is not None:
+                    x = x + cam_delta["fused"]
+                maps["fused"] = x
         feat = self.drop(x.mean(axis=(1, 2)))
         logits = {t: h(feat) for t, h in zip(self.config.tasks, self.heads, strict=True)}
-        return logits, {"cls": feat, "maps": {}}
+        return logits, {"cls": feat, "maps": maps}

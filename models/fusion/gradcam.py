@@ -51,10 +51,10 @@ def grad_cam_compilations() -> int:
     return sum(f._cache_size() for f in _CAM_FUNCTIONS.values())
 
 
-def _cam_function(graphdef, task: str, method: str, target: str, size: tuple[int, int]):
+def _cam_function(graphdef, task: str, method: str, target: str, size: tuple[int, int], layer: str):
     """The jitted map function of one network structure (the weights are an argument, so every
     model of that structure — each fold, each retrained model — shares the compilation)."""
-    key = (graphdef, task, method, target, size)
+    key = (graphdef, task, method, target, size, layer)
     if key in _CAM_FUNCTIONS:
         return _CAM_FUNCTIONS[key]
     from flax import nnx
@@ -71,7 +71,7 @@ def _cam_function(graphdef, task: str, method: str, target: str, size: tuple[int
         model = nnx.merge(graphdef, state)
 
         def explained(delta):
-            out, aux = model(batch, cam_delta=delta)
+            out, aux = model(batch, cam_delta=delta, cam_layer=layer)
             z = out[task]
             return jnp.sum(z * target_weights(z)), aux["maps"]
 
@@ -99,6 +99,7 @@ def grad_cam(
     *,
     method: str = "hirescam",
     target: str = "predicted",
+    layer: str = "scale1",
 ) -> dict[str, np.ndarray]:
     """Class-activation maps per modality for cases ``idx`` at the central view: arrays (n, H, W) in
     [0, 1] (all zero where no location speaks for the target).
@@ -119,16 +120,19 @@ def grad_cam(
         raise ValueError(f"method must be 'gradcam' or 'hirescam', got {method!r}")
     if target not in ("predicted", "positive"):
         raise ValueError(f"target must be 'predicted' or 'positive', got {target!r}")
+    if layer not in ("scale1", "fine"):
+        raise ValueError(f"layer must be 'scale1' or 'fine', got {layer!r}")
     idx = np.asarray(idx)
     view = data.ct.shape[1] // 2 if view is None else view
     H = W = data.ct.shape[-1]
+    shapes = model.cam_shapes(H, W, layer)
     if len(idx) == 0:
-        return {m: np.zeros((0, H, W)) for m in model.config.modalities}
+        return {m: np.zeros((0, H, W)) for m in shapes}
     model.eval()
     try:
         graphdef, state = nnx.split(model)
-        cams_of = _cam_function(graphdef, task, method, target, (H, W))
-        zeros = {m: jnp.zeros((CAM_CHUNK, H // 4, W // 4, model.config.d)) for m in model.config.modalities}
+        cams_of = _cam_function(graphdef, task, method, target, (H, W), layer)
+        zeros = {m: jnp.zeros((CAM_CHUNK, *shape)) for m, shape in shapes.items()}
         pieces: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(idx), CAM_CHUNK):
             chunk = idx[start : start + CAM_CHUNK]
@@ -184,7 +188,8 @@ def cam_mass_inside(cam: np.ndarray, mask: np.ndarray, dilate_px: int = 3) -> np
 def cam_mass_regions(cam: np.ndarray, mask: np.ndarray, margin_px: int = 2) -> dict[str, np.ndarray]:
     """Share of each map's mass (n, H, W) in the tumour **core** (the mask eroded by ``margin_px``), the
     **margin** (within ``margin_px`` of the tumour boundary, inside or out) and **outside**; per case,
-    summing to 1. With a uniform map the shares equal the regions' areas (the chance level)."""
+    summing to 1. With a uniform map the shares equal the regions' areas (the chance level). An all-zero
+    map (nothing in the image speaks for the target) has no mass to share: its shares are NaN."""
     from scipy import ndimage
 
     out: dict[str, list[float]] = {"core": [], "margin": [], "outside": []}
@@ -192,7 +197,11 @@ def cam_mass_regions(cam: np.ndarray, mask: np.ndarray, margin_px: int = 2) -> d
         inside = m > 0
         core = ndimage.binary_erosion(inside, iterations=margin_px) if margin_px else inside
         near = ndimage.binary_dilation(inside, iterations=margin_px) if margin_px else inside
-        total = max(float(c.sum()), 1e-12)
+        total = float(c.sum())
+        if not total > 0:
+            for values in out.values():
+                values.append(float("nan"))
+            continue
         out["core"].append(float(c[core].sum()) / total)
         out["margin"].append(float(c[near & ~core].sum()) / total)
         out["outside"].append(float(c[~near].sum()) / total)
@@ -203,16 +212,26 @@ def map_mass_table(
     cams_by_task: dict[str, dict[str, np.ndarray]], mask: np.ndarray, margin_px: int = 2
 ) -> pd.DataFrame:
     """One row per task and modality: mean and SD over cases of the core / margin / outside mass shares
-    (:func:`cam_mass_regions`) beside the regions' area shares (what a uniform map would give)."""
+    (:func:`cam_mass_regions`) beside the regions' area shares (what a uniform map would give). ``n``
+    counts the cases whose map has mass; ``n_empty`` those whose map is all zero (left out of the means)."""
     rows = []
     area = cam_mass_regions(np.ones(mask.shape), mask, margin_px)
     for task, cams in cams_by_task.items():
         for modality, cam in cams.items():
             shares = cam_mass_regions(cam, mask, margin_px)
-            row = {"task": task, "modality": modality, "n": len(cam), "margin_px": margin_px}
+            has_mass = ~np.isnan(shares["core"])
+            n = int(has_mass.sum())
+            row = {
+                "task": task,
+                "modality": modality,
+                "n": n,
+                "n_empty": len(cam) - n,
+                "margin_px": margin_px,
+            }
             for region, values in shares.items():
-                row[f"{region}_mass"] = float(values.mean())
-                row[f"{region}_mass_sd"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+                kept = values[has_mass]
+                row[f"{region}_mass"] = float(kept.mean()) if n else float("nan")
+                row[f"{region}_mass_sd"] = float(kept.std(ddof=1)) if n > 1 else float("nan")
                 row[f"{region}_area"] = float(area[region].mean())
             rows.append(row)
     return pd.DataFrame(rows)

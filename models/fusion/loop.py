@@ -4,6 +4,9 @@ stopping, best-epoch selection, checkpoints and exact resume.
 Reproducibility: the shuffling of epoch e uses ``numpy.random.default_rng([seed, e])``, the device
 randomness ``fold_in(key(seed), step)`` and the model's own ``nnx.Rngs(seed)``; a rerun on the same
 device gives the same predictions, and a resumed run continues the same sequence.
+
+The steps are :func:`models.fusion.device.train_step` (functional, donated buffers, the cohort on the
+device): the host uploads an epoch's batch indices once and reads the epoch's losses once.
 """
 
 from __future__ import annotations
@@ -18,14 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models.fusion.batches import labelled, model_inputs, pad_batch, static_inputs
 from models.fusion.calibration import PlattScaling, fit_platt
 from models.fusion.checkpoints import load_checkpoint, save_checkpoint
 from models.fusion.config import TrainConfig
 from models.fusion.data import FeaturePrep, FusionData
+from models.fusion.device import device_cohort, schedule_arrays, train_step
 from models.fusion.losses import GradNormState
 from models.fusion.net import FusionConfig, FusionNet
-from models.fusion.steps import adamw, lr_schedule, make_model, predict, train_step, validation_auc
+from models.fusion.steps import adamw, make_model, predict, validation_auc
 
 __all__ = ["FitResult", "fit"]
 
@@ -103,7 +106,7 @@ def fit(
     samples = len(train_idx) * V
     steps = max(samples // cfg.batch_size, 1)
     opt_state = adamw(cfg.weight_decay).init(nnx.state(model, nnx.Param))
-    schedule = lr_schedule(cfg, steps)
+    schedule = schedule_arrays(cfg.lr, cfg.epochs, cfg.warmup_epochs, steps)
     gn = GradNormState(len(tasks))
     pos_weight = {}
     for t in tasks:
@@ -113,7 +116,6 @@ def fit(
         pos_weight[t] = jnp.float32(
             (len(y) - pos) / pos if cfg.class_weight and data.n_classes(t) == 2 else 1.0
         )
-    static = static_inputs(prep)
     history, best_auc, best_epoch, best_state, start = [], -np.inf, -1, None, 0
     ckpt = Path(checkpoint) if checkpoint else None
     fold = _fold_key(data, train_idx, val_idx)
@@ -135,45 +137,47 @@ def fit(
             start = meta["epoch"] + 1
     base_key = jax.random.key(cfg.seed)
     model.train()
+    # The functional step (models.fusion.device): cohort resident on the device, batches gathered
+    # there, buffers donated, one host synchronisation per epoch (its losses).
+    cohort = device_cohort(data, prep, tasks)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    gn_graphdef, gn_state = nnx.split(gn)
+    static = {
+        "graphdef": graphdef,
+        "gn_graphdef": gn_graphdef,
+        "weighting": cfg.loss_weighting,
+        "augment": cfg.augment,
+        "weight_decay": cfg.weight_decay,
+        "feature_dropout": cfg.feature_dropout,
+    }
     for epoch in range(start, cfg.epochs):
         if epoch - max(best_epoch, cfg.select_from_epoch) > cfg.patience and epoch >= cfg.min_epochs:
             break
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, epoch])
-        order = rng.permutation(samples)
-        cases, views = train_idx[order // V], order % V
+        order = rng.permutation(samples)[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
+        cases = jnp.asarray(train_idx[order // V], jnp.int32)  # (steps, B), one upload per epoch
+        views = jnp.asarray(order % V, jnp.int32)
+        counts = jnp.asarray(
+            np.stack([epoch * 100_003 + np.arange(steps), epoch * steps + np.arange(steps)], axis=1),
+            jnp.int32,
+        )
         losses = []
         for s in range(steps):
-            sl = slice(s * cfg.batch_size, (s + 1) * cfg.batch_size)
-            c, v = cases[sl], views[sl]
-            batch = {
-                **model_inputs(data, prep, c, v),
-                **labelled(data, tasks, c),
-                "w": np.ones(len(c), np.float32),
-            }
-            batch = pad_batch(batch, cfg.batch_size)
-            batch.update(static)
-            key = jax.random.fold_in(base_key, epoch * 100_003 + s)
-            loss, _, opt_state = train_step(
-                model,
-                opt_state,
-                gn,
-                jax.tree.map(jnp.asarray, batch),
-                pos_weight,
-                key,
-                jnp.float32(schedule(epoch * steps + s)),
-                weighting=cfg.loss_weighting,
-                augment=cfg.augment,
-                weight_decay=cfg.weight_decay,
-                feature_dropout=cfg.feature_dropout,
-            )
-            losses.append(float(loss))
+            params, rest, opt_state, gn_state, loss, _ = train_step(
+                params, rest, opt_state, gn_state, cohort, cases[s], views[s], pos_weight, base_key,
+                counts[s], schedule, **static,
+            )  # fmt: skip
+            losses.append(loss)
+        epoch_loss = float(np.mean(np.asarray(jnp.stack(losses))))  # the epoch's one host sync
+        nnx.update(model, params, rest)
+        nnx.update(gn, gn_state)
         val = validation_auc(model, data, val_idx, prep, cfg.eval_batch_size)
         known = [a for a in val.values() if a is not None]
         mean_auc = float(np.mean(known)) if known else float("nan")
         record = {
             "epoch": epoch,
-            "loss": float(np.mean(losses)),
+            "loss": epoch_loss,
             **{f"val_auc_{t}": a for t, a in val.items()},
             "val_mean_auc": mean_auc,
             "seconds": time.perf_counter() - t0,
@@ -181,7 +185,8 @@ def fit(
         history.append(record)
         if np.isfinite(mean_auc) and mean_auc > best_auc and epoch >= cfg.select_from_epoch:
             best_auc, best_epoch = mean_auc, epoch
-            best_state = nnx.to_pure_dict(nnx.state(model, nnx.Param))  # immutable arrays: no copy needed
+            # a copy: the next step donates (reuses) the current parameter buffers
+            best_state = jax.tree.map(jnp.copy, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
         if ckpt is not None:
             meta = {
                 "epoch": epoch,
@@ -193,6 +198,8 @@ def fit(
             save_checkpoint(ckpt, model, opt_state, meta, best_state, gradnorm=gn)
         if progress:
             progress(record)
+    nnx.update(model, params, rest)
+    nnx.update(gn, gn_state)
     if best_state is not None:
         state = nnx.state(model, nnx.Param)
         nnx.replace_by_pure_dict(state, best_state)

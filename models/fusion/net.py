@@ -55,8 +55,13 @@ class FusionConfig:
     #: global information, so no image token turns into an attention sink (which shows up as a fixed
     #: hot spot in every Grad-CAM map).
     registers: int = 4
+    #: Computation dtype of convolutions, attention and MLPs ("bfloat16" on GPUs with bf16 units);
+    #: parameters, softmax, heads and losses stay float32.
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         if self.architecture not in ("dmdp", "egfr_dls"):
             raise ValueError(f"architecture must be 'dmdp' or 'egfr_dls', got {self.architecture!r}")
         if self.fusion not in ("cross", "concat"):
@@ -72,6 +77,10 @@ class FusionConfig:
             raise ValueError("tasks and n_classes must have the same length")
 
     @property
+    def compute_dtype(self):
+        return jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
+
+    @property
     def uses_images(self) -> bool:
         return bool(self.modalities)
 
@@ -83,12 +92,12 @@ class FusionConfig:
 class Attention(nnx.Module):
     """Multi-head attention returning the attention weights (B, heads, n_q, n_kv) as well."""
 
-    def __init__(self, d: int, heads: int, *, rngs: nnx.Rngs) -> None:
+    def __init__(self, d: int, heads: int, *, rngs: nnx.Rngs, dtype=jnp.float32) -> None:
         self.heads = heads
-        self.q = nnx.Linear(d, d, rngs=rngs)
-        self.k = nnx.Linear(d, d, rngs=rngs)
-        self.v = nnx.Linear(d, d, rngs=rngs)
-        self.o = nnx.Linear(d, d, rngs=rngs)
+        self.q = nnx.Linear(d, d, rngs=rngs, dtype=dtype)
+        self.k = nnx.Linear(d, d, rngs=rngs, dtype=dtype)
+        self.v = nnx.Linear(d, d, rngs=rngs, dtype=dtype)
+        self.o = nnx.Linear(d, d, rngs=rngs, dtype=dtype)
 
     def __call__(self, xq: jax.Array, xkv: jax.Array, key_mask: jax.Array | None = None):
         B, nq, d = xq.shape
@@ -98,24 +107,28 @@ class Attention(nnx.Module):
             return t.reshape(B, -1, h, d // h).transpose(0, 2, 1, 3)
 
         q, k, v = split(self.q(xq)), split(self.k(xkv)), split(self.v(xkv))
-        logits = jnp.einsum("bhqc,bhkc->bhqk", q, k) / jnp.sqrt(d // h)
+        logits = jnp.einsum("bhqc,bhkc->bhqk", q, k).astype(jnp.float32) / jnp.sqrt(d // h)
         if key_mask is not None:
             logits = jnp.where(key_mask[:, None, None, :], logits, -1e9)
         weights = jax.nn.softmax(logits, axis=-1)
-        out = jnp.einsum("bhqk,bhkc->bhqc", weights, v).transpose(0, 2, 1, 3).reshape(B, nq, d)
+        out = (
+            jnp.einsum("bhqk,bhkc->bhqc", weights.astype(v.dtype), v).transpose(0, 2, 1, 3).reshape(B, nq, d)
+        )
         return self.o(out), weights
 
 
 class Block(nnx.Module):
     """Pre-norm (cross-)attention block: x + Attn(LN x, LN kv); x + MLP(LN x)."""
 
-    def __init__(self, d: int, heads: int, mlp_ratio: int, dropout: float, *, rngs: nnx.Rngs) -> None:
+    def __init__(
+        self, d: int, heads: int, mlp_ratio: int, dropout: float, *, rngs: nnx.Rngs, dtype=jnp.float32
+    ) -> None:
         self.ln_q = nnx.LayerNorm(d, rngs=rngs)
         self.ln_kv = nnx.LayerNorm(d, rngs=rngs)
-        self.attn = Attention(d, heads, rngs=rngs)
+        self.attn = Attention(d, heads, rngs=rngs, dtype=dtype)
         self.ln_mlp = nnx.LayerNorm(d, rngs=rngs)
-        self.fc1 = nnx.Linear(d, mlp_ratio * d, rngs=rngs)
-        self.fc2 = nnx.Linear(mlp_ratio * d, d, rngs=rngs)
+        self.fc1 = nnx.Linear(d, mlp_ratio * d, rngs=rngs, dtype=dtype)
+        self.fc2 = nnx.Linear(mlp_ratio * d, d, rngs=rngs, dtype=dtype)
         self.drop = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x, kv=None, key_mask=None):
@@ -127,25 +140,31 @@ class Block(nnx.Module):
 
 
 class ConvStem(nnx.Module):
-    """(B, H, W, S) → scale-1 map (B, H/4, W/4, d) and scale-2 map (B, H/8, W/8, d)."""
+    """(B, H, W, S) → scale-1 map (B, H/4, W/4, d) and scale-2 map (B, H/8, W/8, d) (and the finer
+    H/2 map the Grad-CAM ``fine`` layer explains)."""
 
-    def __init__(self, in_ch: int, d: int, *, rngs: nnx.Rngs) -> None:
+    def __init__(self, in_ch: int, d: int, *, rngs: nnx.Rngs, dtype=jnp.float32) -> None:
         c = max(d // 2, 8)
-        self.c1 = nnx.Conv(in_ch, c, (3, 3), rngs=rngs)
-        self.c2 = nnx.Conv(c, c, (3, 3), strides=2, rngs=rngs)
-        self.c3 = nnx.Conv(c, d, (3, 3), strides=2, rngs=rngs)
-        self.c4 = nnx.Conv(d, d, (3, 3), strides=2, rngs=rngs)
+        self.c1 = nnx.Conv(in_ch, c, (3, 3), rngs=rngs, dtype=dtype)
+        self.c2 = nnx.Conv(c, c, (3, 3), strides=2, rngs=rngs, dtype=dtype)
+        self.c3 = nnx.Conv(c, d, (3, 3), strides=2, rngs=rngs, dtype=dtype)
+        self.c4 = nnx.Conv(d, d, (3, 3), strides=2, rngs=rngs, dtype=dtype)
         self.n1, self.n2 = nnx.LayerNorm(c, rngs=rngs), nnx.LayerNorm(c, rngs=rngs)
         self.n3, self.n4 = nnx.LayerNorm(d, rngs=rngs), nnx.LayerNorm(d, rngs=rngs)
 
-    def __call__(self, x, cam_delta=None):
+    def __call__(self, x, cam_delta=None, cam_layer: str = "scale1"):
+        """Scale-1 and scale-2 maps and the ``fine`` map (B, H/2, W/2, c) after the second convolution;
+        ``cam_delta`` is added to the ``cam_layer`` map (Grad-CAM)."""
         x = jax.nn.gelu(self.c1(x))
         x = jax.nn.gelu(self.c2(x))
+        if cam_delta is not None and cam_layer == "fine":
+            x = x + cam_delta
+        fine = x
         s1 = jax.nn.gelu(self.n3(self.c3(x)))
-        if cam_delta is not None:
+        if cam_delta is not None and cam_layer == "scale1":
             s1 = s1 + cam_delta
         s2 = jax.nn.gelu(self.n4(self.c4(s1)))
-        return s1, s2
+        return s1, s2, fine
 
 
 class FusionNet(nnx.Module):
@@ -155,7 +174,8 @@ class FusionNet(nnx.Module):
     def __init__(self, config: FusionConfig, *, rngs: nnx.Rngs) -> None:
         cfg = self.config = config
         d = cfg.d
-        self.stems = nnx.Dict({m: ConvStem(cfg.in_slices, d, rngs=rngs) for m in cfg.modalities})
+        dt = cfg.compute_dtype
+        self.stems = nnx.Dict({m: ConvStem(cfg.in_slices, d, rngs=rngs, dtype=dt) for m in cfg.modalities})
         sizes = [(cfg.patch // 4) ** 2, (cfg.patch // 8) ** 2][: cfg.scales]
         init = nnx.initializers.normal(0.02)
         self.pos = nnx.List([nnx.Param(init(rngs.params(), (n, d))) for n in sizes])
@@ -164,17 +184,17 @@ class FusionNet(nnx.Module):
         two = len(cfg.modalities) == 2
         if two and cfg.fusion == "cross":
             self.ct_from_pet = nnx.List(
-                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes]
+                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs, dtype=dt) for _ in sizes]
             )
             self.pet_from_ct = nnx.List(
-                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes]
+                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs, dtype=dt) for _ in sizes]
             )
         elif cfg.modalities:
             self.mix = nnx.List(
-                [nnx.Linear(d * len(cfg.modalities), d, rngs=rngs) for _ in sizes] if two else []
+                [nnx.Linear(d * len(cfg.modalities), d, rngs=rngs, dtype=dt) for _ in sizes] if two else []
             )
             self.self_blocks = nnx.List(
-                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in sizes]
+                [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs, dtype=dt) for _ in sizes]
             )
         if cfg.uses_features:
             self.feat_w = nnx.Param(init(rngs.params(), (cfg.n_features, d)))
@@ -182,12 +202,12 @@ class FusionNet(nnx.Module):
             self.group_emb = nnx.Param(init(rngs.params(), (max(cfg.n_groups, 1), d)))
         self.cls = nnx.Param(init(rngs.params(), (1, 1, d)))
         self.token_blocks = nnx.List(
-            [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in range(cfg.blocks)]
+            [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs, dtype=dt) for _ in range(cfg.blocks)]
             if cfg.uses_features
             else []
         )
         self.read_blocks = nnx.List(
-            [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs) for _ in range(cfg.blocks)]
+            [Block(d, cfg.heads, cfg.mlp_ratio, cfg.dropout, rngs=rngs, dtype=dt) for _ in range(cfg.blocks)]
             if cfg.uses_images
             else []
         )
@@ -195,14 +215,22 @@ class FusionNet(nnx.Module):
         self.heads = nnx.List([nnx.Linear(d, 1 if k == 2 else k, rngs=rngs) for k in cfg.n_classes])
         self.log_vars = nnx.Param(jnp.zeros((len(cfg.tasks),)))  # Kendall uncertainty weights
 
-    def image_tokens(self, batch: dict, cam_delta: dict | None = None):
-        """Fused image tokens (B, n, d) over all scales and the scale-1 maps per modality."""
+    def cam_shapes(self, H: int, W: int, layer: str = "scale1") -> dict[str, tuple[int, int, int]]:
+        """Per modality, the (h, w, channels) of the map Grad-CAM explains at ``layer``: ``scale1``
+        (the scale-1 token map, H/4) or ``fine`` (the stem's H/2 map)."""
+        if layer == "fine":
+            return {m: (H // 2, W // 2, max(self.config.d // 2, 8)) for m in self.config.modalities}
+        return {m: (H // 4, W // 4, self.config.d) for m in self.config.modalities}
+
+    def image_tokens(self, batch: dict, cam_delta: dict | None = None, cam_layer: str = "scale1"):
+        """Fused image tokens (B, n, d) over all scales and the ``cam_layer`` maps per modality."""
         cfg = self.config
         maps = {}
         per_scale = {m: [] for m in cfg.modalities}
         for m in cfg.modalities:
-            s1, s2 = self.stems[m](batch[m], None if cam_delta is None else cam_delta.get(m))
-            maps[m] = s1
+            delta = None if cam_delta is None else cam_delta.get(m)
+            s1, s2, fine = self.stems[m](batch[m], delta, cam_layer)
+            maps[m] = fine if cam_layer == "fine" else s1
             for s, fmap in enumerate((s1, s2)[: cfg.scales]):
                 B, h, w, d = fmap.shape
                 modality_index = 0 if m == "ct" else 1
@@ -226,7 +254,7 @@ class FusionNet(nnx.Module):
         registers = jnp.broadcast_to(self.reg[0][None], (B, cfg.registers, cfg.d))
         return jnp.concatenate([*fused, registers], axis=1), maps
 
-    def encode(self, batch: dict, cam_delta: dict | None = None):
+    def encode(self, batch: dict, cam_delta: dict | None = None, cam_layer: str = "scale1"):
         """The CLS representation (B, d) and aux outputs."""
         cfg = self.config
         B = batch["ct"].shape[0] if "ct" in batch else batch["x"].shape[0]
@@ -243,15 +271,15 @@ class FusionNet(nnx.Module):
                 tokens, _ = blk(tokens, key_mask=key_mask)
         aux: dict = {}
         if cfg.uses_images:
-            img, maps = self.image_tokens(batch, cam_delta)
+            img, maps = self.image_tokens(batch, cam_delta, cam_layer)
             aux["maps"] = maps
             for blk in self.read_blocks:
                 tokens, w = blk(tokens, img)
             aux["cls_attention"] = w[:, :, 0, :]  # (B, heads, n_image_tokens + registers)
-        return self.ln_out(tokens[:, 0]), aux
+        return self.ln_out(tokens[:, 0].astype(jnp.float32)), aux
 
-    def __call__(self, batch: dict, cam_delta: dict | None = None):
-        cls, aux = self.encode(batch, cam_delta)
+    def __call__(self, batch: dict, cam_delta: dict | None = None, cam_layer: str = "scale1"):
+        cls, aux = self.encode(batch, cam_delta, cam_layer)
         logits = {t: head(cls) for t, head in zip(self.config.tasks, self.heads, strict=True)}
         aux["cls"] = cls
         return logits, aux

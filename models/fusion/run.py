@@ -60,7 +60,7 @@ def run_fusion_study(
     families and SUVmax on the same folds, :func:`models.fusion.comparators.classical_on_fusion_folds`)
     join the table, the ROC and calibration figures and the DeLong / McNemar comparisons."""
     from models.figures import plot_roc
-    from models.fusion.gradcam import attention_maps, grad_cam, map_mass_table, save_overlays
+    from models.fusion.gradcam import attention_maps, save_overlays
     from radfeat.utils.atomic import atomic_path, write_text
 
     enable_compilation_cache()
@@ -82,14 +82,18 @@ def run_fusion_study(
         out_dir=out,
     )
     if baseline_data is not None:
+        from models.fusion.ablation import _variant_key
         from models.fusion.baseline_cnn import dls_config
         from models.fusion.train import cross_validate_fusion
 
         if progress:
             progress({"variant": "egfr_dls", "started": True})
+        dls_cfg = dls_config(data.tasks)
+        key = _variant_key("egfr_dls", baseline_data, dls_cfg, train_cfg, FeaturePrep(), n_splits, n_repeats)
+        # checkpointed like the variants: a rerun resumes it (finished folds are read back at once)
         results["egfr_dls"] = cross_validate_fusion(
-            baseline_data, dls_config(data.tasks), train_cfg, n_splits=n_splits, n_repeats=n_repeats,
-            progress=progress,
+            baseline_data, dls_cfg, train_cfg, n_splits=n_splits, n_repeats=n_repeats,
+            progress=progress, checkpoint_dir=out / "checkpoints" / f"egfr_dls_{key}",
         )  # fmt: skip
     results.update(comparators or {})
     table = ablation_table(results)
@@ -136,40 +140,86 @@ def run_fusion_study(
             plt.close(fig)
             paths[f"calibration_{task}"] = out / f"calibration_{task}.png"
     full = results["full"]
-    if full.example is not None and n_gradcam and model_cfg.modalities:
+    if n_gradcam:
+        mass = _gradcam_outputs(results, data, baseline_data, n_gradcam, out, comparators or {})
+        if mass is not None:
+            with atomic_path(out / "gradcam" / "map_mass.csv") as tmp:
+                mass.to_csv(tmp, index=False)
+            paths["map_mass"] = out / "gradcam" / "map_mass.csv"
+            paths["gradcam"] = out / "gradcam"
+    if (
+        full.example is not None
+        and n_gradcam
+        and len(model_cfg.modalities) == 2
+        and model_cfg.fusion == "cross"
+    ):
         fitted, test_idx = full.example
-        test_idx = np.asarray(test_idx)
-        show = test_idx[:n_gradcam]
-        all_cams = {}
-        for task in data.tasks:
-            cams = grad_cam(fitted.model, data, fitted.prep, test_idx, task)  # one compilation per task
-            all_cams[task] = cams
-            save_overlays(
-                data,
-                show,
-                {m: c[: len(show)] for m, c in cams.items()},
-                out / "gradcam" / task,
-                title=f"HiResCAM of the predicted {task} class (full model, fold 1 test case)",
-            )
-        # Where the maps put their mass, over every test case of that fold: DMDP's "tumour margins"
-        # claim as a number (core / margin / outside shares beside the chance level, their areas).
-        view, mid = data.ct.shape[1] // 2, data.ct.shape[2] // 2
-        mass = map_mass_table(all_cams, data.mask[test_idx, view, mid])
-        with atomic_path(out / "gradcam" / "map_mass.csv") as tmp:
-            mass.to_csv(tmp, index=False)
-        paths["map_mass"] = out / "gradcam" / "map_mass.csv"
-        if len(model_cfg.modalities) == 2 and model_cfg.fusion == "cross":
-            att = attention_maps(fitted.model, data, fitted.prep, show)
-            save_overlays(
-                data,
-                show,
-                att,
-                out / "attention",
-                title="CLS → image-token attention (full model)",
-                colorbar_label="attention weight (0–1, scaled per map)",
-            )
-        paths["gradcam"] = out / "gradcam"
+        show = np.asarray(test_idx)[:n_gradcam]
+        att = attention_maps(fitted.model, data, fitted.prep, show)
+        save_overlays(
+            data,
+            show,
+            att,
+            out / "attention",
+            title="CLS → image-token attention (full model)",
+            colorbar_label="attention weight (0–1, scaled per map)",
+        )
     return FusionRun(results, table, paths)
+
+
+def _gradcam_outputs(
+    results: dict[str, FusionCVResult],
+    data: FusionData,
+    baseline_data: FusionData | None,
+    n_gradcam: int,
+    out: Path,
+    comparators: dict,
+    margin_mm: float = 4.0,
+) -> pd.DataFrame | None:
+    """HiResCAM of every image variant trained in this run (its first fold's model on that fold's test
+    cases) and of the EGFR-DLS baseline: the core / margin / outside mass table over all those cases
+    (``layer`` scale1, and the finer ``fine`` maps of the full model and the baseline), overlays of the
+    first ``n_gradcam`` cases for the full model (``gradcam/<task>``, ``gradcam/fine/<task>``) and the
+    baseline (``gradcam/egfr_dls/<task>``). The margin is ``margin_mm`` wide on every patch grid."""
+    from models.fusion.gradcam import grad_cam, map_mass_table, save_overlays
+
+    tables = []
+    for name, res in results.items():
+        if name in comparators or res.example is None:
+            continue  # classical comparators, or a variant read back from an earlier run
+        fitted, test_idx = res.example
+        source = baseline_data if name == "egfr_dls" else data
+        if source is None or not fitted.model.cam_shapes(8, 8):
+            continue  # no image pathway (features only)
+        test_idx = np.asarray(test_idx)
+        view, mid = source.ct.shape[1] // 2, source.ct.shape[2] // 2
+        margin_px = max(1, int(round(margin_mm / source.spec.pixel_mm)))
+        layers = ("scale1", "fine") if name in ("full", "egfr_dls") else ("scale1",)
+        for layer in layers:
+            cams_by_task = {
+                task: grad_cam(fitted.model, source, fitted.prep, test_idx, task, layer=layer)
+                for task in fitted.model.config.tasks
+            }
+            mask = source.mask[test_idx, view, mid]
+            tables.append(map_mass_table(cams_by_task, mask, margin_px).assign(variant=name, layer=layer))
+            if name not in ("full", "egfr_dls"):
+                continue
+            show = test_idx[:n_gradcam]
+            for task, cams in cams_by_task.items():
+                parts = ["egfr_dls"] * (name == "egfr_dls") + ["fine"] * (layer == "fine") + [task]
+                folder = out.joinpath("gradcam", *parts)
+                what = "EGFR-DLS baseline" if name == "egfr_dls" else "full model"
+                save_overlays(
+                    source,
+                    show,
+                    {m: c[: len(show)] for m, c in cams.items()},
+                    folder,
+                    title=f"HiResCAM ({layer} map) of the predicted {task} class ({what}, fold 1 test case)",
+                )
+    if not tables:
+        return None
+    mass = pd.concat(tables, ignore_index=True)
+    return mass[["variant", "layer", *[c for c in mass.columns if c not in ("variant", "layer")]]]
 
 
 def _markdown(table: pd.DataFrame, n_splits: int, n_repeats: int) -> str:

@@ -1,7 +1,8 @@
-"""The model factory, the optimiser and schedule, the jitted train / predict steps and prediction.
+"""The model factory, the optimiser and its schedule, the jitted predict step and prediction (the
+train step is :func:`models.fusion.device.train_step`).
 
-The jit boundary is one train step and one predict step; ``TRACE_COUNTS`` counts their traces
-(compilations) in this process, so tests and the benchmark can check that nothing recompiles.
+``TRACE_COUNTS`` counts the traces (compilations) of the jitted steps in this process, so tests and
+the benchmark can check that nothing recompiles.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.fusion.augment import augment_batch
 from models.fusion.batches import model_inputs, pad_batch, static_inputs
 from models.fusion.data import FeaturePrep, FusionData
-from models.fusion.losses import combine_losses, gradnorm_update, task_losses
 from models.fusion.net import FusionConfig, FusionNet
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ __all__ = [
     "make_model",
     "adamw",
     "lr_schedule",
-    "train_step",
     "predict_step",
     "predict",
     "validation_auc",
@@ -74,48 +72,11 @@ def adamw(weight_decay: float) -> optax.GradientTransformation:
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
-    """Linear warm-up over ``warmup_epochs`` to ``lr``, then cosine decay to ``lr / 100``."""
+    """Linear warm-up over ``warmup_epochs`` to ``lr``, then cosine decay to ``lr / 100`` (optax's; the
+    train step computes the same numbers on the device, :func:`models.fusion.device.scheduled_lr`)."""
     total = max(cfg.epochs * steps_per_epoch, 2)
     warmup = min(max(cfg.warmup_epochs * steps_per_epoch, 1), total - 1)
     return optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, total, end_value=cfg.lr * 0.01)
-
-
-@nnx.jit(static_argnames=("weighting", "augment", "weight_decay", "feature_dropout"))
-def train_step(
-    model,
-    opt_state,
-    gn,
-    batch,
-    pos_weight,
-    key,
-    lr,
-    weighting: str,
-    augment: bool,
-    weight_decay: float,
-    feature_dropout: float = 0.0,
-):
-    TRACE_COUNTS["train_step"] += 1  # runs at trace time only
-    tasks = model.config.tasks
-    aug_key, drop_key = jax.random.split(key)
-    if augment:
-        batch = augment_batch(batch, aug_key, model.config.modalities)
-    if feature_dropout > 0 and model.config.uses_features and model.config.uses_images:
-        keep = jax.random.bernoulli(drop_key, 1.0 - feature_dropout, (batch["x"].shape[0], 1))
-        batch = {**batch, "x": jnp.where(keep, batch["x"], 0.0)}
-
-    def loss_fn(model):
-        logits, aux = model(batch)
-        losses = task_losses(logits, batch, pos_weight, tasks)
-        return combine_losses(losses, model, weighting, gn.weights[...]), (losses, aux["cls"])
-
-    (loss, (losses, cls)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-    params = nnx.state(model, nnx.Param)
-    updates, opt_state = adamw(weight_decay).update(grads, opt_state, params)
-    updates = jax.tree.map(lambda u: lr * u, updates)
-    nnx.update(model, optax.apply_updates(params, updates))
-    if weighting == "gradnorm":
-        gradnorm_update(model, gn, batch, pos_weight, tasks, cls, losses)
-    return loss, losses, opt_state
 
 
 @nnx.jit
