@@ -78,5 +78,8 @@ class ResidualCNN(nnx.Module):
                     x = x + cam_delta["fused"]
                 maps["fused"] = x
         feat = self.drop(x.mean(axis=(1, 2)))
-        logits = {t: h(feat) for t, h in zip(self.config.tasks, self.heads, strict=True)}
-        return logits, {"cls": feat, "maps": maps}
+        return self.logits(feat, batch), {"cls": feat, "maps": maps}
+
+    def logits(self, feat: jax.Array, batch: dict | None = None) -> dict[str, jax.Array]:
+        """Per task, the head on the pooled features (B, 4w)."""
+        return {t: h(feat) for t, h in zip(self.config.tasks, self.heads, strict=True)}

@@ -50,8 +50,7 @@ def gradnorm_update(model, gn, batch, pos_weight, tasks, cls, losses):
     cls = jax.lax.stop_gradient(cls)
 
     def head_losses(c):
-        logits = {t: h(c) for t, h in zip(tasks, model.heads, strict=True)}
-        return task_losses(logits, batch, pos_weight, tasks)
+        return task_losses(model.logits(c, batch), batch, pos_weight, tasks)
 
     jac = jax.jacrev(head_losses)(cls)  # (n_tasks, B, d)
     g = jnp.sqrt(jnp.sum(jac.reshape(len(tasks), -1) ** 2, axis=1)) + 1e-12

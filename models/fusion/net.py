@@ -280,6 +280,9 @@ class FusionNet(nnx.Module):
 
     def __call__(self, batch: dict, cam_delta: dict | None = None, cam_layer: str = "scale1"):
         cls, aux = self.encode(batch, cam_delta, cam_layer)
-        logits = {t: head(cls) for t, head in zip(self.config.tasks, self.heads, strict=True)}
         aux["cls"] = cls
-        return logits, aux
+        return self.logits(cls, batch), aux
+
+    def logits(self, cls: jax.Array, batch: dict | None = None) -> dict[str, jax.Array]:
+        """Per task, the head on the CLS representation (B, d)."""
+        return {t: head(cls) for t, head in zip(self.config.tasks, self.heads, strict=True)}
