@@ -214,6 +214,14 @@ def test_each_variant_trains_on_its_own_tokens(monkeypatch):
     assert seen[("pet",), "cross"] == {c for c in d.features.columns if not c.startswith("pet_tumour_")}
 
 
+def test_a_training_part_smaller_than_one_batch_trains(signal_data):
+    """Fewer training samples than the batch size (a tiny cohort, as in the demo): the epoch's batch
+    repeats the permutation instead of failing to reshape it."""
+    cfg = TrainConfig(epochs=2, batch_size=64, min_epochs=1, patience=100, select_from_epoch=0)
+    res = fit(TINY_MODEL, cfg, signal_data, np.arange(8))
+    assert len(res.history) == 2 and all(np.isfinite(h["loss"]) for h in res.history)
+
+
 @pytest.mark.parametrize("weighting", ["kendall", "gradnorm"])
 def test_one_compilation_and_exact_resume(signal_data, tmp_path, weighting):
     d = signal_data

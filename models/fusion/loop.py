@@ -155,7 +155,9 @@ def fit(
             break
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, epoch])
-        order = rng.permutation(samples)[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
+        order = rng.permutation(samples)
+        # fewer samples than one batch (a tiny training part): the permutation is repeated to fill it
+        order = np.resize(order, steps * cfg.batch_size).reshape(steps, cfg.batch_size)
         cases = jnp.asarray(train_idx[order // V], jnp.int32)  # (steps, B), one upload per epoch
         views = jnp.asarray(order % V, jnp.int32)
         counts = jnp.asarray(
