@@ -112,7 +112,8 @@ def main() -> None:
             t = time.perf_counter()
             res = fit(cfg, tc, data, np.arange(len(data)))
             wall = time.perf_counter() - t
-            trained = len(res.history) * (int(0.8 * len(data)) * V // args.batch) * args.batch
+            n_train = len(data) - len(res.val_idx)  # the cases fit trained on (the rest chose the epoch)
+            trained = len(res.history) * max(n_train * V // args.batch, 1) * args.batch
             rows.append([f"samples/s through fit ({len(res.history)} epochs, validation included)",
                          f"{trained / wall:.0f}"])  # fmt: skip
         from models.fusion.gradcam import grad_cam, grad_cam_compilations

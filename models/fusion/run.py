@@ -189,7 +189,7 @@ def _gradcam_outputs(
             continue  # classical comparators, or a variant read back from an earlier run
         fitted, test_idx = res.example
         source = baseline_data if name == "egfr_dls" else data
-        if source is None or not fitted.model.cam_shapes(8, 8):
+        if source is None or not fitted.model.config.uses_images:
             continue  # no image pathway (features only)
         test_idx = np.asarray(test_idx)
         view, mid = source.ct.shape[1] // 2, source.ct.shape[2] // 2

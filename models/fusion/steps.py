@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -21,14 +20,10 @@ from models.fusion.batches import model_inputs, pad_batch, static_inputs
 from models.fusion.data import FeaturePrep, FusionData
 from models.fusion.net import FusionConfig, FusionNet
 
-if TYPE_CHECKING:
-    from models.fusion.config import TrainConfig
-
 __all__ = [
     "TRACE_COUNTS",
     "make_model",
     "adamw",
-    "lr_schedule",
     "predict_step",
     "predict",
     "validation_auc",
@@ -69,14 +64,6 @@ def adamw(weight_decay: float) -> optax.GradientTransformation:
         optax.add_decayed_weights(weight_decay, mask=_decay_mask),
         optax.scale(-1.0),
     )
-
-
-def lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
-    """Linear warm-up over ``warmup_epochs`` to ``lr``, then cosine decay to ``lr / 100`` (optax's; the
-    train step computes the same numbers on the device, :func:`models.fusion.device.scheduled_lr`)."""
-    total = max(cfg.epochs * steps_per_epoch, 2)
-    warmup = min(max(cfg.warmup_epochs * steps_per_epoch, 1), total - 1)
-    return optax.warmup_cosine_decay_schedule(0.0, cfg.lr, warmup, total, end_value=cfg.lr * 0.01)
 
 
 @nnx.jit
