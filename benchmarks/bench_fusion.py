@@ -62,11 +62,13 @@ def main() -> None:
         gn_graphdef, gn_state = nnx.split(GradNormState(2))
         pos_weight = {t: jnp.float32(1.0) for t in cfg.tasks}
         cohort = device_cohort(data, prep, cfg.tasks)  # resident: a step uploads only its indices
-        schedule = schedule_arrays(1e-3, 10, 1, args.steps + 1)
+        schedule = schedule_arrays(1e-3, 10, 1, args.steps + 1, TrainConfig().ema_half_life)
         rng = np.random.default_rng(0)
         V = data.ct.shape[1]
-        static = dict(graphdef=graphdef, gn_graphdef=gn_graphdef, weighting="kendall", augment=True,
-                      weight_decay=1e-5, feature_dropout=0.5)  # fmt: skip
+        tc = TrainConfig()  # the defaults a user trains with
+        static = dict(graphdef=graphdef, gn_graphdef=gn_graphdef, weighting=tc.loss_weighting,
+                      augment=tc.augment, weight_decay=tc.weight_decay, feature_dropout=tc.feature_dropout,
+                      feature_noise=tc.feature_noise)  # fmt: skip
         cases = jnp.asarray(rng.integers(0, len(data), (args.steps + 1, args.batch)), jnp.int32)
         views = jnp.asarray(rng.integers(0, V, (args.steps + 1, args.batch)), jnp.int32)
         base_key = jax.random.key(0)
@@ -77,18 +79,19 @@ def main() -> None:
                               **static)  # fmt: skip
 
         traces0 = TRACE_COUNTS["train_step"]
-        state = (params, rest, opt_state, gn_state)
+        ema = jax.tree.map(jnp.copy, params) if TrainConfig().ema_half_life > 0 else None
+        state = (params, rest, opt_state, gn_state, ema)
         t = time.perf_counter()
         out = step(0, state)
-        jax.block_until_ready(out[4])
+        jax.block_until_ready(out[5])
         first = time.perf_counter() - t
-        state = out[:4]
+        state = out[:5]
         t = time.perf_counter()
         losses = []
         for s in range(1, args.steps + 1):  # dispatched back to back: no host sync until the end
             out = step(s, state)
-            state = out[:4]
-            losses.append(out[4])
+            state = out[:5]
+            losses.append(out[5])
         jax.block_until_ready(losses)
         step_s = (time.perf_counter() - t) / args.steps
         traces = TRACE_COUNTS["train_step"] - traces0

@@ -37,9 +37,16 @@ def _unflatten(template, arrays: dict[str, np.ndarray]):
 
 
 def save_checkpoint(
-    path: str | Path, model, opt_state=None, meta: dict | None = None, best=None, gradnorm=None
+    path: str | Path,
+    model,
+    opt_state=None,
+    meta: dict | None = None,
+    best=None,
+    gradnorm=None,
+    ema=None,
 ) -> Path:
-    """Model, optimizer state, best-so-far parameters and GradNorm task weights as arrays in one
+    """Model, optimizer state, best-so-far parameters, GradNorm task weights and the exponential moving
+    average of the parameters (``ema``, a parameter state) as arrays in one
     ``.npz``, metadata in ``.json``, written as one checked pair (the JSON records the NPZ's SHA-256;
     :func:`radfeat.utils.atomic.write_pair`), so a resume never mixes two epochs."""
     from radfeat.utils.atomic import write_pair
@@ -51,6 +58,8 @@ def save_checkpoint(
         arrays.update({f"opt/{k}": v for k, v in _flatten(opt_state).items()})
     if best is not None:
         arrays.update({f"best/{k}": v for k, v in _flatten(best).items()})
+    if ema is not None:
+        arrays.update({f"ema/{k}": v for k, v in _flatten(nnx.to_pure_dict(ema)).items()})
     if gradnorm is not None:
         arrays.update(
             {f"gradnorm/{k}": v for k, v in _flatten(nnx.to_pure_dict(nnx.state(gradnorm))).items()}
@@ -65,11 +74,11 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | Path, model, opt_state=None, gradnorm=None
-) -> tuple[dict, object | None, object | None]:
+    path: str | Path, model, opt_state=None, gradnorm=None, ema=None
+) -> tuple[dict, object | None, object | None, object | None]:
     """Restore arrays saved by :func:`save_checkpoint` into ``model`` (and ``gradnorm``); returns the
-    metadata, the best-so-far parameters (a pure dict) and the optimizer state (shaped like
-    ``opt_state``) when saved.
+    metadata, the best-so-far parameters (a pure dict), the optimizer state (shaped like
+    ``opt_state``) and the parameter average (shaped like the parameter state ``ema``) when saved.
 
     Raises
     ------
@@ -100,4 +109,8 @@ def load_checkpoint(
         gn_state = nnx.state(gradnorm)
         nnx.replace_by_pure_dict(gn_state, _unflatten(nnx.to_pure_dict(gn_state), part("gradnorm/")))
         nnx.update(gradnorm, gn_state)
-    return {k: v for k, v in meta.items() if k != "members"}, best, restored_opt
+    restored_ema = None
+    if ema is not None and part("ema/"):
+        restored_ema = jax.tree.map(jnp.copy, ema)
+        nnx.replace_by_pure_dict(restored_ema, _unflatten(nnx.to_pure_dict(ema), part("ema/")))
+    return {k: v for k, v in meta.items() if k != "members"}, best, restored_opt, restored_ema

@@ -30,7 +30,7 @@ from models.fusion.data import FeaturePrep, FusionData
 from models.fusion.losses import combine_losses, gradnorm_update, task_losses
 from models.fusion.steps import TRACE_COUNTS, adamw
 
-__all__ = ["device_cohort", "schedule_arrays", "scheduled_lr", "train_step"]
+__all__ = ["device_cohort", "ema_update", "schedule_arrays", "scheduled_lr", "train_step"]
 
 
 def device_cohort(data: FusionData, prep: FeaturePrep, tasks) -> dict:
@@ -50,12 +50,27 @@ def device_cohort(data: FusionData, prep: FeaturePrep, tasks) -> dict:
     return jax.device_put(host)
 
 
-def schedule_arrays(peak_lr: float, epochs: int, warmup_epochs: int, steps_per_epoch: int) -> jax.Array:
-    """(peak, warm-up steps, total steps) of the warm-up + cosine schedule as one float32 array, so the
-    step reads them as data (a fold with another step count does not recompile)."""
+def schedule_arrays(
+    peak_lr: float, epochs: int, warmup_epochs: int, steps_per_epoch: int, ema_half_life: float = 0.0
+) -> jax.Array:
+    """(peak, warm-up steps, total steps, EMA decay per step) of the warm-up + cosine schedule and the
+    parameter average as one float32 array, so the step reads them as data (a fold with another step
+    count does not recompile). ``ema_half_life`` in epochs (0: no average): the per-step decay is
+    ``0.5 ** (1 / (ema_half_life · steps_per_epoch))``, the same averaging window in epochs whatever the
+    cohort and batch size."""
     total = max(epochs * steps_per_epoch, 2)
     warmup = min(max(warmup_epochs * steps_per_epoch, 1), total - 1)
-    return jnp.asarray([peak_lr, warmup, total], jnp.float32)
+    decay = 0.5 ** (1.0 / (ema_half_life * steps_per_epoch)) if ema_half_life > 0 else 0.0
+    return jnp.asarray([peak_lr, warmup, total, decay], jnp.float32)
+
+
+def ema_update(ema, params, schedule: jax.Array, step: jax.Array):
+    """One step of the exponential moving average of the parameters, ``ema ← ema + (1 − β)(θ − ema)``;
+    β is the schedule's decay, capped by ``(1 + t) / (10 + t)`` early in the run so the average is not
+    anchored at the random initialisation (the warm-up of timm's ``ModelEmaV2``)."""
+    t = step.astype(jnp.float32)
+    beta = jnp.minimum(schedule[3], (1.0 + t) / (10.0 + t))
+    return jax.tree.map(lambda e, p: e + (1.0 - beta) * (p - e), ema, params)
 
 
 def scheduled_lr(schedule: jax.Array, step: jax.Array) -> jax.Array:
@@ -86,14 +101,23 @@ def _gather(cohort: dict, cases: jax.Array, views: jax.Array) -> dict:
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "gn_graphdef", "weighting", "augment", "weight_decay", "feature_dropout"),
-    donate_argnames=("params", "rest", "opt_state", "gn_state"),
+    static_argnames=(
+        "graphdef",
+        "gn_graphdef",
+        "weighting",
+        "augment",
+        "weight_decay",
+        "feature_dropout",
+        "feature_noise",
+    ),
+    donate_argnames=("params", "rest", "opt_state", "gn_state", "ema"),
 )
 def train_step(
     params,
     rest,
     opt_state,
     gn_state,
+    ema,
     cohort: dict,
     cases: jax.Array,
     views: jax.Array,
@@ -108,13 +132,15 @@ def train_step(
     augment: bool,
     weight_decay: float,
     feature_dropout: float = 0.0,
+    feature_noise: float = 0.0,
 ):
     """One optimisation step on the batch ``cases``/``views`` (B,) of the resident ``cohort``.
 
     ``count`` (2,) int32: ``[randomness counter, step index in the run]``; the first keys the
     augmentation / dropout randomness (``fold_in(base_key, counter)``), the second sets the learning
-    rate from ``schedule`` (:func:`schedule_arrays`).
-    Returns ``(params, rest, opt_state, gn_state, loss, per-task losses)``.
+    rate from ``schedule`` (:func:`schedule_arrays`). ``ema`` is the running average of ``params``
+    (:func:`ema_update`), or None for no average.
+    Returns ``(params, rest, opt_state, gn_state, ema, loss, per-task losses)``.
     """
     TRACE_COUNTS["train_step"] += 1  # runs at trace time only
     model = nnx.merge(graphdef, params, rest)  # the performance guide's pattern: merge, update, split
@@ -123,9 +149,12 @@ def train_step(
     tasks = config.tasks
     key = jax.random.fold_in(base_key, count[0])
     aug_key, drop_key = jax.random.split(key)
+    noise_key = jax.random.fold_in(key, 2)
     batch = _gather(cohort, cases, views)
     if augment:
         batch = augment_batch(batch, aug_key, config.modalities)
+    if feature_noise > 0 and config.uses_features:
+        batch = {**batch, "x": batch["x"] + feature_noise * jax.random.normal(noise_key, batch["x"].shape)}
     if feature_dropout > 0 and config.uses_features and config.uses_images:
         keep = jax.random.bernoulli(drop_key, 1.0 - feature_dropout, (batch["x"].shape[0], 1))
         batch = {**batch, "x": jnp.where(keep, batch["x"], 0.0)}
@@ -133,7 +162,10 @@ def train_step(
     def loss_fn(m):
         logits, aux = m(batch)
         losses = task_losses(logits, batch, pos_weight, tasks)
-        return combine_losses(losses, m, weighting, gn.weights[...]), (losses, aux["cls"])
+        total = combine_losses(losses, m, weighting, gn.weights[...])
+        for branch in aux.get("aux_logits", {}).values():  # unimodal auxiliary heads (FusionConfig)
+            total = total + config.aux_weight * jnp.mean(task_losses(branch, batch, pos_weight, tasks))
+        return total, (losses, aux["cls"])
 
     (loss, (losses, cls)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     lr = scheduled_lr(schedule, count[1])
@@ -144,4 +176,6 @@ def train_step(
     if weighting == "gradnorm":
         gradnorm_update(model, gn, batch, pos_weight, tasks, cls, losses)
     _, params, new_rest = nnx.split(model, nnx.Param, ...)
-    return params, new_rest, opt_state, nnx.state(gn), loss, losses
+    if ema is not None:
+        ema = ema_update(ema, params, schedule, count[1])
+    return params, new_rest, opt_state, nnx.state(gn), ema, loss, losses

@@ -106,7 +106,7 @@ def fit(
     samples = len(train_idx) * V
     steps = max(samples // cfg.batch_size, 1)
     opt_state = adamw(cfg.weight_decay).init(nnx.state(model, nnx.Param))
-    schedule = schedule_arrays(cfg.lr, cfg.epochs, cfg.warmup_epochs, steps)
+    schedule = schedule_arrays(cfg.lr, cfg.epochs, cfg.warmup_epochs, steps, cfg.ema_half_life)
     gn = GradNormState(len(tasks))
     pos_weight = {}
     for t in tasks:
@@ -117,24 +117,31 @@ def fit(
             (len(y) - pos) / pos if cfg.class_weight and data.n_classes(t) == 2 else 1.0
         )
     history, best_auc, best_epoch, best_state, start = [], -np.inf, -1, None, 0
+    # the running average of the weights (TrainConfig.ema_half_life), updated inside every step
+    ema = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param)) if cfg.ema_half_life > 0 else None
     ckpt = Path(checkpoint) if checkpoint else None
     fold = _fold_key(data, train_idx, val_idx)
     if ckpt is not None and ckpt.with_suffix(".json").exists() and ckpt.with_suffix(".npz").exists():
         from radfeat.utils.atomic import IncompleteWriteError, read_pair_manifest
 
         try:
-            same_fold = read_pair_manifest(ckpt.with_suffix(".json")).get("fold") == fold
+            saved = read_pair_manifest(ckpt.with_suffix(".json"))
+            # the same fold, and an average if this run keeps one (an older checkpoint has none)
+            same_fold = saved.get("fold") == fold and saved.get("ema_half_life", 0.0) == cfg.ema_half_life
         except (IncompleteWriteError, ValueError, KeyError):
             same_fold = False
         try:
             if not same_fold:  # another fold's (or an older version's) checkpoint: never resumed
                 raise IncompleteWriteError("checkpoint of other training cases")
-            meta, best_state, opt_state = load_checkpoint(ckpt, model, opt_state, gradnorm=gn)
+            meta, best_state, opt_state, saved_ema = load_checkpoint(
+                ckpt, model, opt_state, gradnorm=gn, ema=ema
+            )
         except IncompleteWriteError:  # interrupted between the two renames: nothing restored, start again
             pass
         else:
             history, best_auc, best_epoch = meta["history"], meta["best_auc"], meta["best_epoch"]
             start = meta["epoch"] + 1
+            ema = saved_ema
     base_key = jax.random.key(cfg.seed)
     model.train()
     # The functional step (models.fusion.device): cohort resident on the device, batches gathered
@@ -149,6 +156,7 @@ def fit(
         "augment": cfg.augment,
         "weight_decay": cfg.weight_decay,
         "feature_dropout": cfg.feature_dropout,
+        "feature_noise": cfg.feature_noise,
     }
     for epoch in range(start, cfg.epochs):
         if epoch - max(best_epoch, cfg.select_from_epoch) > cfg.patience and epoch >= cfg.min_epochs:
@@ -166,14 +174,16 @@ def fit(
         )
         losses = []
         for s in range(steps):
-            params, rest, opt_state, gn_state, loss, _ = train_step(
-                params, rest, opt_state, gn_state, cohort, cases[s], views[s], pos_weight, base_key,
-                counts[s], schedule, **static,
+            params, rest, opt_state, gn_state, ema, loss, _ = train_step(
+                params, rest, opt_state, gn_state, ema, cohort, cases[s], views[s], pos_weight,
+                base_key, counts[s], schedule, **static,
             )  # fmt: skip
             losses.append(loss)
         epoch_loss = float(np.mean(np.asarray(jnp.stack(losses))))  # the epoch's one host sync
         nnx.update(model, params, rest)
         nnx.update(gn, gn_state)
+        if ema is not None:  # validated, selected and returned: the averaged weights
+            nnx.update(model, ema)
         val = validation_auc(model, data, val_idx, prep, cfg.eval_batch_size)
         known = [a for a in val.values() if a is not None]
         mean_auc = float(np.mean(known)) if known else float("nan")
@@ -189,6 +199,8 @@ def fit(
             best_auc, best_epoch = mean_auc, epoch
             # a copy: the next step donates (reuses) the current parameter buffers
             best_state = jax.tree.map(jnp.copy, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+        if ema is not None:
+            nnx.update(model, params)  # the raw weights are what training continues from
         if ckpt is not None:
             meta = {
                 "epoch": epoch,
@@ -196,8 +208,9 @@ def fit(
                 "best_auc": best_auc,
                 "best_epoch": best_epoch,
                 "fold": fold,
+                "ema_half_life": cfg.ema_half_life,
             }
-            save_checkpoint(ckpt, model, opt_state, meta, best_state, gradnorm=gn)
+            save_checkpoint(ckpt, model, opt_state, meta, best_state, gradnorm=gn, ema=ema)
         if progress:
             progress(record)
     nnx.update(model, params, rest)
