@@ -103,6 +103,18 @@ def _lock(data, table, model_cfg, train_cfg, folds, threshold, output: Path, qui
     out.print(f"model folder: {output} (fingerprint {locked.fingerprint}; {len(locked.members)} fold models)")
 
 
+def _patch_spec(patch_mode: str, slices: int | None):
+    """The patch geometry of ``--patch-mode``: 2.5D, 3 slices and 5 views a slice apart; 3D, a slab of
+    16 slices (32 mm) and 2 views two slices apart (a z-shift per epoch, little extra memory)."""
+    from models.fusion.data import PatchSpec
+
+    if patch_mode not in ("2.5d", "3d"):
+        raise ValueError(f"--patch-mode must be 2.5d or 3d, got {patch_mode!r}")
+    if patch_mode == "3d":
+        return PatchSpec(n_slices=slices or 16, n_views=2, view_step=2)
+    return PatchSpec(n_slices=slices or 3)
+
+
 def _classical_spec(table: Path | None, data, families: str, inner: str):
     """(families, inner folds, extra columns) of ``--classical``: the families named, plus ``suvmax``
     when the table has the whole-tumour SUVmax (taken from the table if it is not a token column)."""
@@ -159,6 +171,15 @@ def train(
     repeats: int = typer.Option(1, "--repeats", min=1, help="Repeats of the outer CV with new splits."),
     preset: str = typer.Option("default", "--preset", help="tiny, small or default."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
+    patch_mode: str = typer.Option(
+        "2.5d",
+        "--patch-mode",
+        help="2.5d: a patch's slices are the channels of 2D convolutions (the CPU default); 3d: a slab "
+        "of --slices slices through 3D convolutions (DMDP's input; best on a GPU).",
+    ),
+    slices: int | None = typer.Option(
+        None, "--slices", min=1, help="Slices (2 mm) per patch: default 3 for 2.5d, 16 for 3d."
+    ),
     seed: int = typer.Option(0, help="Seed of splits, initialisation, shuffling and augmentation."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Processes for patch extraction."),
     output: Path = typer.Option(
@@ -198,6 +219,8 @@ def train(
         pos = dict(kv.split("=", 1) for kv in positive.split(",") if kv.strip())
         model_cfg, train_cfg = PRESETS[preset]
         train_cfg = replace(train_cfg, seed=seed, **({"epochs": epochs} if epochs else {}))
+        spec = _patch_spec(patch_mode, slices)
+        model_cfg = replace(model_cfg, stem=patch_mode)
         group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
         train_ids = None
         if train_cohort is not None:
@@ -212,8 +235,9 @@ def train(
             train_ids = _cohort_ids(manifest, table, train_cohort)
         _check_folds(manifest, table, task_list, pos, folds)
         data = build_fusion_data(
-            manifest, table, tasks=task_list, positive=pos, groups=group_list, jobs=jobs, cases=train_ids
-        )
+            manifest, table, tasks=task_list, positive=pos, groups=group_list, jobs=jobs, cases=train_ids,
+            spec=spec,
+        )  # fmt: skip
         comparator_spec = None
         if classical:
             comparator_spec = _classical_spec(table, data, classical_families, classical_inner)

@@ -224,10 +224,12 @@ def test_a_training_part_smaller_than_one_batch_trains(signal_data):
     assert len(res.history) == 2 and all(np.isfinite(h["loss"]) for h in res.history)
 
 
-@pytest.mark.parametrize("weighting", ["kendall", "gradnorm"])
-def test_one_compilation_and_exact_resume(signal_data, tmp_path, weighting):
+@pytest.mark.parametrize(("weighting", "ema"), [("equal", 0.0), ("gradnorm", 0.0), ("equal", 1.0)])
+def test_one_compilation_and_exact_resume(signal_data, tmp_path, weighting, ema):
     d = signal_data
-    cfg = TrainConfig(epochs=3, batch_size=16, min_epochs=1, patience=100, loss_weighting=weighting)
+    cfg = TrainConfig(
+        epochs=3, batch_size=16, min_epochs=1, patience=100, loss_weighting=weighting, ema_half_life=ema
+    )
     full = fit(TINY_MODEL, cfg, d, np.arange(40), checkpoint=tmp_path / "a")
     after_first = TRACE_COUNTS["train_step"]
     assert after_first >= 1  # the step was traced (by this fit or an earlier one in this process)
@@ -256,7 +258,94 @@ def test_one_compilation_and_exact_resume(signal_data, tmp_path, weighting):
         )
 
 
-@pytest.mark.parametrize("weighting", ["equal", "gradnorm"])
+def test_the_weight_average_follows_its_half_life():
+    """The in-step average equals the recursion ``e ← e + (1 − β_t)(θ_t − e)`` with ``β_t`` the
+    half-life's decay capped by ``(1 + t) / (10 + t)``; after one half-life (in epochs) of constant
+    weights the distance to them has halved."""
+    import jax.numpy as jnp
+
+    from models.fusion.device import ema_update, schedule_arrays
+
+    steps = 50
+    schedule = schedule_arrays(1e-3, 10, 1, steps, ema_half_life=2.0)
+    beta = 0.5 ** (1 / (2.0 * steps))
+    assert float(schedule[3]) == pytest.approx(beta, rel=1e-6)
+    rng = np.random.default_rng(0)
+    thetas = rng.normal(size=(300, 3)).astype(np.float32)
+    ema, ref = {"w": jnp.zeros(3)}, np.zeros(3)
+    for t, theta in enumerate(thetas):
+        ema = ema_update(ema, {"w": jnp.asarray(theta)}, schedule, jnp.int32(t))
+        b = min(beta, (1 + t) / (10 + t))
+        ref = ref + (1 - b) * (theta - ref)
+    np.testing.assert_allclose(np.asarray(ema["w"]), ref, rtol=1e-4, atol=1e-6)
+    # late in a run (the warm-up cap above beta): two epochs of constant weights halve the gap
+    ema, target = {"w": jnp.zeros(1)}, {"w": jnp.ones(1)}
+    for t in range(10_000, 10_000 + 2 * steps):
+        ema = ema_update(ema, target, schedule, jnp.int32(t))
+    assert float(ema["w"][0]) == pytest.approx(0.5, rel=1e-4)
+    assert float(schedule_arrays(1e-3, 10, 1, steps)[3]) == 0.0  # no average by default
+
+
+def test_unimodal_auxiliary_heads_train_each_pathway_and_leave_predictions_to_the_fused_head(signal_data):
+    """With ``aux_weight`` a model with images and feature tokens has an image-only and a features-only
+    head per task; their loss reaches the image read-out token, and predictions come from the fused
+    head alone (zeroing the auxiliary heads changes nothing)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from models.fusion.batches import model_inputs, static_inputs
+    from models.fusion.steps import make_model, predict_step
+
+    d = signal_data
+    prep = FeaturePrep().fit(d, np.arange(60))
+    cfg = replace(TINY_MODEL, n_features=prep.n_features, n_groups=len(prep.group_names_), aux_weight=0.5)
+    assert cfg.uses_aux_heads and not replace(cfg, use_features=False).uses_aux_heads
+    model = make_model(cfg, 0)
+    batch = jax.tree.map(
+        jnp.asarray,
+        {**model_inputs(d, prep, np.arange(8), np.zeros(8, int)), **static_inputs(prep), "w": np.ones(8)},
+    )
+    _, aux = model(batch)
+    assert set(aux["aux_logits"]) == {"images", "features"}
+    assert all(v.shape == (8, 1) for branch in aux["aux_logits"].values() for v in branch.values())
+    assert "aux_logits" not in make_model(replace(cfg, aux_weight=0.0), 0)(batch)[1]
+
+    from models.fusion.losses import task_losses
+
+    batch = {**batch, "y": {t: jnp.asarray(np.maximum(d.labels[t][:8], 0)) for t in d.tasks},
+             "y_on": {t: jnp.ones(8, bool) for t in d.tasks}}  # fmt: skip
+    weights = {t: jnp.float32(1.0) for t in d.tasks}
+
+    def aux_loss(m):
+        _, a = m(batch)
+        return jnp.mean(task_losses(a["aux_logits"]["images"], batch, weights, d.tasks))
+
+    grads = nnx.grad(aux_loss)(model)
+    assert float(jnp.abs(grads["cls_image"][...]).sum()) > 0
+    model.eval()
+    before = predict_step(model, batch)
+    for heads in model.aux_heads.values():
+        for head in heads:
+            head.kernel[...] = jnp.zeros_like(head.kernel[...])
+    after = predict_step(model, batch)
+    for t in d.tasks:
+        np.testing.assert_array_equal(np.asarray(before[t]), np.asarray(after[t]))
+
+
+def test_feature_noise_changes_training_and_is_checked(signal_data):
+    quiet = TrainConfig(epochs=1, batch_size=16, min_epochs=1, select_from_epoch=0, feature_noise=0.0)
+    noisy = replace(quiet, feature_noise=0.5)
+    a = fit(TINY_MODEL, quiet, signal_data, np.arange(60)).history[0]["loss"]
+    b = fit(TINY_MODEL, noisy, signal_data, np.arange(60)).history[0]["loss"]
+    assert a != b
+    with pytest.raises(ValueError, match="feature_noise"):
+        TrainConfig(feature_noise=-0.1)
+    with pytest.raises(ValueError, match="aux_weight"):
+        FusionConfig(aux_weight=-1.0)
+
+
+@pytest.mark.parametrize("weighting", ["kendall", "gradnorm"])
 def test_other_loss_weightings_train(signal_data, weighting):
     cfg = TrainConfig(epochs=2, batch_size=16, min_epochs=1, loss_weighting=weighting)
     res = fit(TINY_MODEL, cfg, signal_data, np.arange(60))

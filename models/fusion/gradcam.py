@@ -78,10 +78,13 @@ def _cam_function(graphdef, task: str, method: str, target: str, size: tuple[int
         grads, maps = jax.grad(explained, has_aux=True)(zeros)
         cams = {}
         for m, g in grads.items():
-            A = maps[m]  # (n, h, w, d)
-            weights = g.mean(axis=(1, 2), keepdims=True) if method == "gradcam" else g
-            cam = jax.nn.relu(jnp.sum(weights * A, axis=-1))  # (n, h, w)
-            cam = jax.image.resize(cam, (cam.shape[0], *size), "bilinear")
+            A = maps[m]  # (n, h, w, d), or (n, s, h, w, d) from the 3D stem
+            spatial = tuple(range(1, A.ndim - 1))
+            weights = g.mean(axis=spatial, keepdims=True) if method == "gradcam" else g
+            cam = jax.nn.relu(jnp.sum(weights * A, axis=-1))  # (n, [s,] h, w)
+            cam = jax.image.resize(cam, (cam.shape[0], *size), "linear")  # (n, [S,] H, W)
+            if cam.ndim == 4:  # 3D: the patch's central slice, the one the overlays show
+                cam = cam[:, size[0] // 2]
             cams[m] = cam / (cam.max(axis=(1, 2), keepdims=True) + 1e-12)
         return cams
 
@@ -128,10 +131,11 @@ def grad_cam(
     shapes = model.cam_shapes(H, W, layer)
     if len(idx) == 0:
         return {m: np.zeros((0, H, W)) for m in shapes}
+    size = (data.ct.shape[2], H, W) if model.config.stem == "3d" else (H, W)
     model.eval()
     try:
         graphdef, state = nnx.split(model)
-        cams_of = _cam_function(graphdef, task, method, target, (H, W), layer)
+        cams_of = _cam_function(graphdef, task, method, target, size, layer)
         zeros = {m: jnp.zeros((CAM_CHUNK, *shape)) for m, shape in shapes.items()}
         pieces: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(idx), CAM_CHUNK):
@@ -157,17 +161,18 @@ def attention_maps(
     model.train()
     w = np.asarray(aux["cls_attention"]).mean(axis=1)  # (n, tokens)
     H = data.ct.shape[-1]
-    h = H // 4
-    n1 = h * h
     out = {}
     cfg = model.config
-    per_scale = [n1, (H // 8) ** 2][: cfg.scales]
+    sizes = cfg.map_sizes()
     offset = 0
-    for s, n in enumerate(per_scale):
+    for s, shape in enumerate(sizes):
+        n = int(np.prod(shape))
         mods = cfg.modalities if (len(cfg.modalities) == 2 and cfg.fusion == "cross") else ("fused",)
         for m in mods:
             if s == 0:
-                a = w[:, offset : offset + n].reshape(-1, h, h)
+                a = w[:, offset : offset + n].reshape(-1, *shape)
+                if a.ndim == 4:  # 3D tokens: the depth cell of the central slice
+                    a = a[:, (data.ct.shape[2] // 2) * shape[0] // data.ct.shape[2]]
                 a = np.asarray(jax.image.resize(a, (a.shape[0], H, H), "bilinear"))
                 out[m] = a / (a.max(axis=(1, 2), keepdims=True) + 1e-12)
             offset += n

@@ -24,7 +24,7 @@ import pandas as pd
 
 from models.fusion.data import FusionData, PatchSpec, scale_ct, scale_suv
 
-__all__ = ["SIGNAL_LOCATIONS", "planted_fusion_data"]
+__all__ = ["SIGNAL_LOCATIONS", "planted_fusion_data", "fusion_verdict"]
 
 SIGNAL_LOCATIONS = ("images", "features", "complementary", "none")
 
@@ -38,19 +38,21 @@ def planted_fusion_data(
     size: int = 16,
     n_views: int = 2,
     n_noise_features: int = 6,
+    n_slices: int = 3,
     tasks: tuple[str, ...] = ("egfr", "subtype"),
 ) -> FusionData:
     """A :class:`~models.fusion.data.FusionData` of ``n_cases`` with the signal planted where ``signal``
     says (see the module docstring). Patches (cases, ``n_views``, 3, ``size``, ``size``) on a 2 mm
     grid, scaled as real patches are (CT window [-1000, 400] HU, SUV / 5); feature group ``pet`` with
     columns ``pet_tumour_suv_planted_<task>`` and ``pet_tumour_suv_noise<j>``. ``label_noise``: SD of
-    the label noise relative to a unit-variance signal."""
+    the label noise relative to a unit-variance signal; ``n_slices`` per view (3: 2.5D; 8 or more for
+    the 3D stem)."""
     if signal not in SIGNAL_LOCATIONS:
         raise ValueError(f"signal must be one of {SIGNAL_LOCATIONS}, got {signal!r}")
     if len(tasks) > 2:
         raise ValueError("the planted cohort has at most two tasks (PET and CT image signals)")
     rng = np.random.default_rng(seed)
-    spec = PatchSpec(size=size, n_slices=3, n_views=n_views, view_step=1)
+    spec = PatchSpec(size=size, n_slices=n_slices, n_views=n_views, view_step=1)
     depth = spec.depth
     z_img = rng.standard_normal((n_cases, len(tasks)))
     z_feat = rng.standard_normal((n_cases, len(tasks)))
@@ -93,3 +95,26 @@ def planted_fusion_data(
         groups={"pet": list(features.columns)},
         spec=spec,
     )
+
+
+#: The part that holds the signal in a one-sided scenario.
+BETTER_PART = {"images": "image_only", "features": "features_only"}
+
+
+def fusion_verdict(table: pd.DataFrame, scenario: str, task: str, alpha: float = 0.05) -> str:
+    """Whether fusion earns its place for one scenario and task of an ablation table
+    (:func:`models.fusion.ablation.ablation_table` with rows ``full``, ``image_only``,
+    ``features_only``; ``p_vs_full`` the paired DeLong p-value): "holds" when the full model is
+    significantly better than each part (``complementary``) or not significantly worse than the part
+    that holds the signal (``images`` / ``features``); otherwise "not shown" or "significantly worse"."""
+    rows = table[table["task"] == task].set_index("variant")
+    full = rows.loc["full", "auc"]
+    if scenario == "complementary":
+        parts = rows.loc[["image_only", "features_only"]]
+        ok = bool((full > parts["auc"]).all() and (parts["p_vs_full"] < alpha).all())
+        return "holds" if ok else "not shown"
+    if scenario not in BETTER_PART:
+        raise ValueError(f"scenario must be complementary, images or features, got {scenario!r}")
+    part = rows.loc[BETTER_PART[scenario]]
+    worse = part["auc"] > full and part["p_vs_full"] < alpha
+    return "significantly worse" if worse else "holds"
