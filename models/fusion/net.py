@@ -190,6 +190,9 @@ class ConvStem(nnx.Module):
     def __call__(self, x, cam_delta=None, cam_layer: str = "scale1"):
         """Scale-1 and scale-2 maps and the ``fine`` map (B, H/2, W/2, c) after the second convolution;
         ``cam_delta`` is added to the ``cam_layer`` map (Grad-CAM)."""
+        return self._maps(x, cam_delta, cam_layer)
+
+    def _maps(self, x, cam_delta, cam_layer: str):
         x = jax.nn.gelu(self.c1(x))
         x = jax.nn.gelu(self.c2(x))
         if cam_delta is not None and cam_layer == "fine":
@@ -202,7 +205,7 @@ class ConvStem(nnx.Module):
         return s1, s2, fine
 
 
-class ConvStem3D(nnx.Module):
+class ConvStem3D(ConvStem):
     """The 3D stem: (B, H, W, S) → scale-1 map (B, S/4, H/4, W/4, d), scale-2 map (B, S/8, H/8, W/8, d)
     and the ``fine`` map (B, S/2, H/2, W/2, c) (depths rounded up), by 3 × 3 × 3 convolutions that
     stride every axis."""
@@ -218,16 +221,7 @@ class ConvStem3D(nnx.Module):
 
     def __call__(self, x, cam_delta=None, cam_layer: str = "scale1"):
         x = jnp.transpose(x, (0, 3, 1, 2))[..., None]  # (B, S, H, W, 1): slices as depth
-        x = jax.nn.gelu(self.c1(x))
-        x = jax.nn.gelu(self.c2(x))
-        if cam_delta is not None and cam_layer == "fine":
-            x = x + cam_delta
-        fine = x
-        s1 = jax.nn.gelu(self.n3(self.c3(x)))
-        if cam_delta is not None and cam_layer == "scale1":
-            s1 = s1 + cam_delta
-        s2 = jax.nn.gelu(self.n4(self.c4(s1)))
-        return s1, s2, fine
+        return self._maps(x, cam_delta, cam_layer)
 
 
 class FusionNet(nnx.Module):
