@@ -50,11 +50,19 @@ def interleaved(
     first: Callable[[], object], second: Callable[[], object], repeats: int
 ) -> tuple[float, float]:
     """Median seconds of two callables timed A B B A …, after one warm-up call each."""
-    first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
+    times = interleaved_many({"first": first, "second": second}, repeats)
+    return times["first"], times["second"]
+
+
+def interleaved_many(callables: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each callable timed A B C C B A …, after one warm-up call each."""
+    for run in callables.values():
+        run()
+    names = list(callables)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
-        for which in (0, 1, 1, 0) if r % 2 == 0 else (1, 0, 0, 1):
+        for name in names + names[::-1] if r % 2 == 0 else names[::-1] + names:
             t0 = time.perf_counter()
-            (first, second)[which]()
-            times[which].append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
+            callables[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(values) for name, values in times.items()}

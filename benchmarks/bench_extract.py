@@ -10,12 +10,15 @@ falls on both; every section compares the values (largest relative difference, m
    the process).
 2. **Per case**: the per-case function the command runs (``radfeat.extract.extract_case``: load and
    check the case, every provider) against ``RadiomicsFeatureExtractor.execute(image_path, mask_path)``,
-   in one process, on lung1, lung2 and a 188k-voxel sarcoma CT.
+   in one process, on lung1, lung2 and a 188k-voxel sarcoma CT, with each engine (``--engines``):
+   ``pyradiomics`` (pyradiomics' C texture matrices) and ``radfeat`` (radfeat's own compiled matrices),
+   both with pyradiomics' values.
 3. **Throughput**: the 12 real sarcoma PET/CT cases with the default settings, ``jobs=1`` and ``2``.
 
 Feature sets: (a) the original image, 107 features; (b) original + LoG σ 1, 2, 3 mm + wavelet, 1,130.
 Targets (issue 18): (a) ≥ 5× per case on lung2 and ≥ 4× for the whole process; (b) ≥ 3×; 2 jobs
-≥ 1.8× 1 job; peak memory ≤ pyradiomics'.
+≥ 1.8× 1 job; peak memory ≤ pyradiomics'. Own engine (``radfeat``): (a) ≥ 6× on lung1 / lung2, ≥ 17× on
+the sarcoma; (b) ≥ 30× over the three cases.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved, machine, print_table, require_data  # noqa: E402
+from _common import interleaved_many, machine, print_table, require_data  # noqa: E402
 
 FAMILIES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 FEATURE_SETS = {
@@ -195,7 +198,7 @@ def bench_process(sets: list[str], repeats: int, n_cases: int) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def bench_per_case(sets: list[str], repeats: int, quick: bool) -> None:
+def bench_per_case(sets: list[str], repeats: int, quick: bool, engines: list[str]) -> None:
     import radiomics
     from radiomics import featureextractor
 
@@ -211,12 +214,16 @@ def bench_per_case(sets: list[str], repeats: int, quick: bool) -> None:
         sts = require_data("sts_petct", "STS_005")
         cases["STS_005 CT"] = (sts / "CT_image.nii.gz", sts / "CT_mask.nii.gz")
     rows = []
+    totals: dict[tuple[str, str], float] = {}
     for key in sets:
         name, image_types = FEATURE_SETS[key]
         params = _params(image_types)
-        settings = load_settings()
-        settings.update(_radfeat_settings(params))
-        providers = default_providers(settings)
+        runs_by_engine = {}
+        for engine in engines:
+            settings = load_settings()
+            settings.update(_radfeat_settings(params))
+            settings["engine"] = engine
+            runs_by_engine[engine] = (settings, default_providers(settings))
         extractor = featureextractor.RadiomicsFeatureExtractor(params)  # its defaults, as users run it
         for case, (image, mask) in cases.items():
             row = {"case_id": case, "ct": str(image), "mask": str(mask)}
@@ -224,19 +231,39 @@ def bench_per_case(sets: list[str], repeats: int, quick: bool) -> None:
             def plain(i=str(image), m=str(mask), ext=extractor):
                 return ext.execute(i, m)
 
-            def ours(r=row, s=settings, p=providers):
-                return extract_case(r, s, p)
-
-            t_plain, t_ours = interleaved(plain, ours, repeats)
+            callables = {"plain": plain}
+            for engine, (settings, providers) in runs_by_engine.items():
+                callables[engine] = lambda r=row, s=settings, p=providers: extract_case(r, s, p)
+            seconds = interleaved_many(callables, repeats)
             p = {k: float(v) for k, v in plain().items() if not k.startswith("diagnostics")}
-            o = {k.removeprefix("ct_tumour_"): v for k, v in ours().items()}
-            rows.append([name, case, len(p), t_plain, t_ours, t_plain / t_ours, f"{_max_rel_diff(o, p):.1e}"])
+            for engine in engines:
+                o = {k.removeprefix("ct_tumour_"): v for k, v in callables[engine]().items()}
+                ratio = seconds["plain"] / seconds[engine]
+                rows.append([name, case, engine, len(p), seconds["plain"], seconds[engine], ratio,
+                             f"{_max_rel_diff(o, p):.1e}"])  # fmt: skip
+                totals[(name, engine)] = totals.get((name, engine), 0.0) + seconds[engine]
+            totals[(name, "plain")] = totals.get((name, "plain"), 0.0) + seconds["plain"]
     print_table(
         "Per case, in one process, file read included (1 thread, interleaved, median of "
-        f"{2 * repeats}): `extract_case` vs `RadiomicsFeatureExtractor.execute`",
-        ["feature set", "case", "features", "pyradiomics s", "radfeat s", "speed-up ×", "max rel diff"],
+        f"{2 * repeats}): `extract_case` (engine: pyradiomics = pyradiomics' C matrices, radfeat = radfeat's "
+        "own compiled matrices, both pyradiomics' values) vs `RadiomicsFeatureExtractor.execute`",
+        [
+            "feature set",
+            "case",
+            "engine",
+            "features",
+            "pyradiomics s",
+            "radfeat s",
+            "speed-up ×",
+            "max rel diff",
+        ],
         rows,
     )
+    for key in sets:
+        name = FEATURE_SETS[key][0]
+        for engine in engines:
+            ratio = totals[(name, "plain")] / totals[(name, engine)]
+            print(f"{name}, engine {engine}: {ratio:.2f}× over the {len(cases)} cases (summed seconds)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -311,6 +338,11 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10, help="cases in the whole-process batch")
     parser.add_argument("--quick", action="store_true", help="no sarcoma CT per case, 4 sarcoma cases")
     parser.add_argument("--skip", default="", help="sections to skip: process, case, sarcoma")
+    parser.add_argument(
+        "--engines",
+        default="pyradiomics,radfeat",
+        help="radfeat engines timed per case (pyradiomics, radfeat)",
+    )
     args = parser.parse_args()
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip.split(",")}
@@ -318,7 +350,8 @@ def main() -> None:
     if "process" not in skip:
         bench_process(sets, args.repeats, args.cases)
     if "case" not in skip:
-        bench_per_case(sets, args.repeats, args.quick)
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        bench_per_case(sets, args.repeats, args.quick, engines)
     if "sarcoma" not in skip:
         bench_sarcoma_throughput(args.quick)
 

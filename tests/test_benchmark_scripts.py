@@ -37,7 +37,8 @@ def test_bench_extract_runs_both_tools_and_their_values_agree(shared_data):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     rows = [line for line in run.stdout.splitlines() if line.startswith("| original |")]
-    assert len(rows) == 3  # the whole-process row and lung1, lung2 per case
+    assert len(rows) == 5  # the whole-process row and lung1, lung2 per case with each engine
+    assert sum("| pyradiomics |" in r for r in rows) == 2 and sum("| radfeat |" in r for r in rows) == 2
     for row in rows:
         assert float(row.strip("| ").split("|")[-1]) < 1e-6, row  # max relative difference
 

@@ -128,3 +128,57 @@ def test_fast_paths_restore_pyradiomics_and_bin_each_image_once(monkeypatch):
         with pyradiomics_fast_paths():
             raise RuntimeError("boom")
     assert (shape.cShape, imageoperations.getBinEdges, imageoperations.binImage) == before
+
+
+def _mask_image(array: np.ndarray, like: sitk.Image) -> sitk.Image:
+    mask = sitk.GetImageFromArray(array.astype(np.uint32))
+    mask.CopyInformation(like)
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("voxels", "settings"),
+    [
+        ("blob", {}),
+        ("blob", {"minimumROISize": 10_000}),  # too small
+        ("none", {}),  # label absent
+        ("one", {}),  # a single voxel
+        ("line", {}),  # 1D: fewer than minimumROIDimensions = 2
+        ("plane", {"minimumROIDimensions": 3}),
+        ("plane", {"minimumROIDimensions": 2, "minimumROISize": 3}),
+    ],
+)
+def test_check_mask_equals_pyradiomics_check(voxels, settings):
+    from radiomics import imageoperations
+
+    from radfeat.features.radiomics import check_mask
+
+    rng = np.random.default_rng(3)
+    image = sitk.GetImageFromArray(rng.normal(size=(12, 20, 18)))
+    image.SetSpacing((0.8, 0.9, 2.5))
+    image.SetOrigin((-4.0, 3.0, 10.0))
+    array = np.zeros((12, 20, 18), dtype=np.uint32)
+    if voxels == "blob":
+        array[3:9, 5:14, 2:11] = rng.random((6, 9, 9)) < 0.7
+    elif voxels == "one":
+        array[4, 4, 4] = 1
+    elif voxels == "line":
+        array[4, 4, 2:9] = 1
+    elif voxels == "plane":
+        array[4, 3:9, 2:9] = 1
+    mask = _mask_image(array, image)
+
+    def outcome(check):
+        try:
+            bbox, corrected = check(image, mask, label=1, **settings)
+        except ValueError as exc:
+            return str(exc)
+        return tuple(int(v) for v in bbox), corrected
+
+    ours, theirs = outcome(check_mask), outcome(imageoperations.checkMask)
+    assert ours == theirs
+    # A mask on another grid goes to pyradiomics' own check (here: its geometry-mismatch message).
+    moved = _mask_image(array, image)
+    moved.SetOrigin((-4.0, 3.0, 30.0))
+    with pytest.raises(ValueError, match="geometry mismatch"):
+        check_mask(image, moved, label=1, **settings)

@@ -13,9 +13,11 @@ from radfeat.features.ibsi.intensity import intensity_volume_histogram
 from radfeat.features.ibsi.matrices import (
     DIRECTIONS_2D,
     DIRECTIONS_3D,
+    KernelGrid,
     cooccurrence_matrices,
     dependence_matrices,
     edge_distance,
+    matrix_backend,
     neighbourhood_difference,
     run_length_matrices,
     zone_matrices,
@@ -44,10 +46,20 @@ def _neighbours(p, by_slice):
 
 
 SEEDS = [0, 1, 2]
+#: Both implementations of the matrices (compiled kernels and NumPy passes) are held to the loops.
+BACKENDS = ["numba", "numpy"]
 
 
+@pytest.fixture
+def backend(request, monkeypatch):
+    monkeypatch.setenv("RADFEAT_MATRIX_BACKEND", request.param)
+    assert matrix_backend() == request.param
+    return request.param
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_cooccurrence_and_runs_match_loops(seed):
+def test_cooccurrence_and_runs_match_loops(seed, backend):
     levels, mask, ng = _volume(seed)
     glcm = cooccurrence_matrices(levels, mask, ng, DIRECTIONS_3D)
     runs = run_length_matrices(levels, mask, ng, DIRECTIONS_3D)
@@ -79,9 +91,10 @@ def test_cooccurrence_and_runs_match_loops(seed):
         cooccurrence_matrices(levels, mask, ng, DIRECTIONS_3D, by_slice=True)
 
 
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("by_slice", [False, True])
-def test_zones_distances_neighbourhoods_match_loops(seed, by_slice):
+def test_zones_distances_neighbourhoods_match_loops(seed, by_slice, backend):
     levels, mask, ng = _volume(seed)
     sizes, distances = zone_matrices(levels, mask, ng, by_slice)
     distance = edge_distance(mask, by_slice)
@@ -127,6 +140,72 @@ def test_zones_distances_neighbourhoods_match_loops(seed, by_slice):
     np.testing.assert_allclose(s, expected_s, rtol=1e-12)
     np.testing.assert_array_equal(n, expected_n)
     np.testing.assert_array_equal(dependence, expected_dependence)
+
+
+def _all_matrices(levels, mask, n_levels, grid=None):
+    out = {}
+    for by_slice in (False, True):
+        directions = DIRECTIONS_2D if by_slice else DIRECTIONS_3D
+        out[f"glcm {by_slice}"] = cooccurrence_matrices(
+            levels, mask, n_levels, directions, by_slice, grid=grid
+        )
+        out[f"glrlm {by_slice}"] = run_length_matrices(
+            levels, mask, n_levels, directions, by_slice, grid=grid
+        )
+        sizes, distances = zone_matrices(levels, mask, n_levels, by_slice, grid=grid)
+        out[f"glszm {by_slice}"], out[f"gldzm {by_slice}"] = sizes, distances
+        s, n = neighbourhood_difference(levels, mask, n_levels, by_slice, grid=grid)
+        out[f"ngtdm s {by_slice}"], out[f"ngtdm n {by_slice}"] = s, n
+        for alpha in (0, 1):
+            out[f"ngldm {by_slice} {alpha}"] = dependence_matrices(
+                levels, mask, n_levels, by_slice, alpha, grid=grid
+            )
+    return out
+
+
+def _blob_volume(seed: int, shape=(9, 30, 31), n_levels: int = 12):
+    """Smooth grey levels (long runs, large zones) in a ROI that touches the box's faces."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    smooth = ndimage.gaussian_filter(rng.normal(size=shape), 2.0)
+    levels = np.digitize(smooth, np.quantile(smooth, np.linspace(0, 1, n_levels + 1)[1:-1])) + 1
+    mask = ndimage.gaussian_filter(rng.normal(size=shape), 3.0) > -0.05
+    mask[:, 0, :] = True  # the ROI reaches the box's border: no neighbour may wrap around
+    return levels, mask, n_levels
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compiled_kernels_equal_numpy_matrices_bit_for_bit(seed, monkeypatch):
+    levels, mask, ng = _blob_volume(seed)
+    monkeypatch.setenv("RADFEAT_MATRIX_BACKEND", "numpy")
+    reference = _all_matrices(levels, mask, ng)
+    monkeypatch.setenv("RADFEAT_MATRIX_BACKEND", "numba")
+    for grid in (None, KernelGrid(levels, mask)):  # alone, and sharing one grid
+        compiled = _all_matrices(levels, mask, ng, grid)
+        for name, expected in reference.items():
+            np.testing.assert_array_equal(compiled[name], expected, err_msg=name)
+    # A one-voxel ROI, and one voxel at a corner of the box.
+    for point in [(4, 15, 15), (0, 0, 0)]:
+        single = np.zeros(mask.shape, dtype=bool)
+        single[point] = True
+        monkeypatch.setenv("RADFEAT_MATRIX_BACKEND", "numpy")
+        expected = _all_matrices(levels, single, ng)
+        monkeypatch.setenv("RADFEAT_MATRIX_BACKEND", "numba")
+        for name, value in _all_matrices(levels, single, ng).items():
+            np.testing.assert_array_equal(value, expected[name], err_msg=f"{name} at {point}")
+
+
+def test_matrix_backend_choice_and_level_check(monkeypatch):
+    monkeypatch.setenv("RADFEAT_MATRIX_BACKEND", "fortran")
+    with pytest.raises(ValueError, match="RADFEAT_MATRIX_BACKEND='fortran' not known"):
+        matrix_backend()
+    monkeypatch.delenv("RADFEAT_MATRIX_BACKEND")
+    assert matrix_backend() == "numba"  # numba is a dependency: auto uses it
+    levels, mask, ng = _volume(0)
+    levels[1, 2, 3] = 0  # a ROI voxel without a grey level would silently drop out of every matrix
+    with pytest.raises(ValueError, match="grey levels >= 1 at every ROI voxel"):
+        KernelGrid(levels, mask)
 
 
 def test_moran_and_geary_by_fft_equal_all_pairs():

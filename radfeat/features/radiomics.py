@@ -232,6 +232,44 @@ def _union_bbox(masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return (
+        a.GetSize() == b.GetSize()
+        and a.GetSpacing() == b.GetSpacing()
+        and a.GetOrigin() == b.GetOrigin()
+        and a.GetDirection() == b.GetDirection()
+    )
+
+
+def check_mask(image: sitk.Image, mask: sitk.Image, **settings: Any) -> tuple[np.ndarray, sitk.Image | None]:
+    """pyradiomics' ``imageoperations.checkMask`` (bounding box ``(L_x, U_x, L_y, U_y, L_z, U_z)``, same
+    checks and messages) by NumPy reductions when ``mask`` (label 1) lies on exactly ``image``'s grid;
+    pyradiomics' own function (ITK label statistics over the whole grid) otherwise."""
+    from radiomics import imageoperations
+
+    if not _same_grid(image, mask) or int(settings.get("label", 1)) != 1:
+        return imageoperations.checkMask(image, mask, **settings)
+    view = sitk.GetArrayViewFromImage(mask) == 1
+    lo, hi = _union_bbox([view])
+    if hi[0] < 0:
+        raise ValueError("Label (1) not present in mask")
+    bbox = np.array([v for axis in (2, 1, 0) for v in (lo[axis], hi[axis])])
+    min_dims = settings.get("minimumROIDimensions", 2)
+    ndims = int(np.sum((bbox[1::2] - bbox[0::2] + 1) > 1))
+    if ndims == 0:
+        raise ValueError("mask only contains 1 segmented voxel! Cannot extract features for a single voxel.")
+    if ndims < min_dims:
+        raise ValueError(
+            f"mask has too few dimensions (number of dimensions {ndims}, minimum required {min_dims})"
+        )
+    min_size = settings.get("minimumROISize")
+    if min_size is not None:
+        size = int(np.count_nonzero(view))
+        if size <= min_size:
+            raise ValueError(f"Size of the ROI is too small (minimum size: {min_size:g}, ROI size: {size:g}")
+    return bbox, None
+
+
 class RadiomicsEngine:
     """pyradiomics features of one image for several region masks, each filter applied once.
 
@@ -378,7 +416,7 @@ class RadiomicsEngine:
             mask = sitk.Cast(mask > 0, sitk.sitkUInt32)
             mask.CopyInformation(image)
             try:
-                bbox, corrected = imageoperations.checkMask(image, mask, **settings)
+                bbox, corrected = check_mask(image, mask, **settings)
                 if corrected is not None:
                     mask = corrected
                 shape_mask = texture_mask = mask
@@ -386,7 +424,7 @@ class RadiomicsEngine:
                     # As pyradiomics' execute(): resegment on the (resampled) image, check again and
                     # use the new bounding box; shape keeps the original mask unless resegmentShape.
                     texture_mask = imageoperations.resegmentMask(image, mask, **settings)
-                    bbox, _ = imageoperations.checkMask(image, texture_mask, **settings)
+                    bbox, _ = check_mask(image, texture_mask, **settings)
                     if settings.get("resegmentShape"):
                         shape_mask = texture_mask
             except ValueError as exc:

@@ -17,8 +17,10 @@ import numpy as np
 from radfeat.features.ibsi.matrices import (
     DIRECTIONS_2D,
     DIRECTIONS_3D,
+    KernelGrid,
     cooccurrence_matrices,
     dependence_matrices,
+    matrix_backend,
     neighbourhood_difference,
     run_length_matrices,
     zone_matrices,
@@ -105,16 +107,20 @@ def texture_features(
     ngldm_alpha: int = 0,
     morphological_mask: np.ndarray | None = None,
     dimensions: tuple[str, ...] = ("2D", "2_5D", "3D"),
+    grid: KernelGrid | None = None,
 ) -> dict[str, float]:
     """Every IBSI texture feature of a discretised (z, y, x) image (levels ``1..n_levels``) in a ROI (the
     intensity mask), under every aggregation, keyed by IBSI tag (e.g. ``cm_joint_max_3D_avg``,
     ``szm_sze_2D``). GLDZM distances are measured in ``morphological_mask`` (default: ``mask``).
-    ``dimensions`` limits the work to some of 2D, 2.5D (both from the per-slice matrices) and 3D."""
+    ``dimensions`` limits the work to some of 2D, 2.5D (both from the per-slice matrices) and 3D;
+    ``grid``: the compiled kernels' grid of these levels and mask, when the caller has one."""
     families = tuple(families)
     unknown = set(families) - set(TEXTURE_FAMILIES)
     if unknown:
         raise ValueError(f"unknown texture families {sorted(unknown)}; choose from {TEXTURE_FAMILIES}")
     levels = np.where(mask, levels, 1).astype(np.int64)
+    if grid is None and matrix_backend() == "numba":
+        grid = KernelGrid(levels, mask)  # one set-up for every family below
     voxels_per_slice = mask.sum(axis=(1, 2)).astype(float)
     out: dict[str, float] = {}
 
@@ -133,20 +139,20 @@ def texture_features(
 
     if "glcm" in families:
         add(_directional(*both(
-            lambda: cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True),
-            lambda: cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_3D),
+            lambda: cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True, grid=grid),
+            lambda: cooccurrence_matrices(levels, mask, n_levels, DIRECTIONS_3D, grid=grid),
         ), glcm_features))  # fmt: skip
     if "glrlm" in families:
         runs_2d, runs_3d = _pad_last(*both(
-            lambda: run_length_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True),
-            lambda: run_length_matrices(levels, mask, n_levels, DIRECTIONS_3D),
+            lambda: run_length_matrices(levels, mask, n_levels, DIRECTIONS_2D, by_slice=True, grid=grid),
+            lambda: run_length_matrices(levels, mask, n_levels, DIRECTIONS_3D, grid=grid),
         ))  # fmt: skip
         add(_directional(runs_2d, runs_3d, _run_features))
     if "glszm" in families or "gldzm" in families:
         need_distances = "gldzm" in families
         zones_2d, zones_3d = both(
-            lambda: zone_matrices(levels, mask, n_levels, True, morphological_mask, need_distances),
-            lambda: zone_matrices(levels, mask, n_levels, False, morphological_mask, need_distances),
+            lambda: zone_matrices(levels, mask, n_levels, True, morphological_mask, need_distances, grid),
+            lambda: zone_matrices(levels, mask, n_levels, False, morphological_mask, need_distances, grid),
         )
         for family, index, tag in (("glszm", 0, "szm"), ("gldzm", 1, "dzm")):
             if family in families:
@@ -160,16 +166,16 @@ def texture_features(
             return ngtdm_features(sn[0], sn[1])
 
         d2, d3 = both(
-            lambda: neighbourhood_difference(levels, mask, n_levels, by_slice=True),
-            lambda: neighbourhood_difference(levels, mask, n_levels),
+            lambda: neighbourhood_difference(levels, mask, n_levels, by_slice=True, grid=grid),
+            lambda: neighbourhood_difference(levels, mask, n_levels, grid=grid),
         )
         stacked_2d = None if d2 is None else [np.stack([d2[0][z], d2[1][z]]) for z in range(len(d2[0]))]
         volume = None if d3 is None else np.stack([d3[0][0], d3[1][0]])
         add(_by_slice(stacked_2d, volume, ngtdm, voxels_per_slice))
     if "ngldm" in families:
         a, b = _pad_last(*both(
-            lambda: dependence_matrices(levels, mask, n_levels, by_slice=True, alpha=ngldm_alpha),
-            lambda: dependence_matrices(levels, mask, n_levels, alpha=ngldm_alpha),
+            lambda: dependence_matrices(levels, mask, n_levels, by_slice=True, alpha=ngldm_alpha, grid=grid),
+            lambda: dependence_matrices(levels, mask, n_levels, alpha=ngldm_alpha, grid=grid),
         ))  # fmt: skip
         add(_by_slice(None if a is None else list(a), first(b), _size_features("ngl"), voxels_per_slice))
     return out

@@ -6,11 +6,18 @@ and, for the directional matrices, per *direction* (second axis). The aggregatio
 (2D / 2.5D / 3D, averaged / merged) are sums and means over those two axes, done in
 :mod:`radfeat.features.ibsi.aggregation`. Slices are planes of equal z (axial for the usual image
 orientation). Neighbourhoods are Chebyshev distance 1: 8 neighbours in a slice, 26 in 3D.
+
+Two implementations give the same counts: compiled kernels (:mod:`radfeat.features.ibsi.kernels`, one
+pass over the ROI voxels; used when numba is installed) and whole-array NumPy passes (the reference,
+and the fallback). ``RADFEAT_MATRIX_BACKEND=numpy`` (or ``numba``) forces one; see
+:func:`matrix_backend`. Every builder takes an optional ``grid`` (:class:`KernelGrid` of the same levels
+and mask) so that several builders on one ROI share the kernels' set-up; the NumPy path ignores it.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 
@@ -22,6 +29,8 @@ __all__ = [
     "zone_matrices",
     "neighbourhood_difference",
     "dependence_matrices",
+    "matrix_backend",
+    "KernelGrid",
 ]
 
 #: The 13 unique (dz, dy, dx) directions of 3D (one of each ± pair), in lexicographic order.
@@ -30,6 +39,58 @@ DIRECTIONS_3D: tuple[tuple[int, int, int], ...] = tuple(
 )
 #: The 4 in-slice directions (0°, 45°, 90°, 135°).
 DIRECTIONS_2D: tuple[tuple[int, int, int], ...] = tuple(d for d in DIRECTIONS_3D if d[0] == 0)
+
+MATRIX_BACKENDS = ("auto", "numba", "numpy")
+
+
+def matrix_backend() -> str:
+    """``"numba"`` or ``"numpy"``: the environment variable ``RADFEAT_MATRIX_BACKEND`` (``auto`` —
+    numba when it imports —, ``numba`` or ``numpy``)."""
+    choice = os.environ.get("RADFEAT_MATRIX_BACKEND", "auto").strip().lower() or "auto"
+    if choice not in MATRIX_BACKENDS:
+        raise ValueError(f"RADFEAT_MATRIX_BACKEND={choice!r} not known; valid: {list(MATRIX_BACKENDS)}")
+    if choice == "numpy":
+        return "numpy"
+    try:
+        import radfeat.features.ibsi.kernels  # noqa: F401
+    except ImportError:
+        if choice == "numba":
+            raise
+        return "numpy"
+    return "numba"
+
+
+class KernelGrid:
+    """The compiled kernels' flat grid of one (levels, mask) pair (:mod:`radfeat.features.ibsi.kernels`):
+    grey levels with 0 outside the ROI on the box padded by one empty plane, raveled, and the ROI's flat
+    indices. Build it once and pass it as ``grid=`` to every builder called on the same pair."""
+
+    def __init__(self, levels: np.ndarray, mask: np.ndarray) -> None:
+        shape = tuple(n + 2 for n in mask.shape)
+        grey = np.zeros(shape, dtype=np.int32)
+        grey[1:-1, 1:-1, 1:-1] = np.where(mask, levels, 0)
+        self.grey = grey.ravel()
+        self.roi = np.flatnonzero(self.grey)
+        if len(self.roi) != int(np.count_nonzero(mask)):
+            raise ValueError("texture matrices need grey levels >= 1 at every ROI voxel")
+        self.strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+        self.n_planes = mask.shape[0]
+
+    def steps(self, offsets) -> np.ndarray:
+        """(dz, dy, dx) offsets as flat index steps."""
+        return np.asarray(offsets, dtype=np.int64).reshape(-1, 3) @ self.strides
+
+    def slicing(self, by_slice: bool) -> tuple[int, int]:
+        """(voxels per padded plane or 0, number of slices counted)."""
+        return (int(self.strides[0]), self.n_planes) if by_slice else (0, 1)
+
+    def flat(self, volume: np.ndarray) -> np.ndarray:
+        """A (z, y, x) volume of the box on this grid (int64, padded with 0, raveled)."""
+        return np.pad(volume.astype(np.int64), 1).ravel()
+
+
+def _kernel_grid(levels: np.ndarray, mask: np.ndarray, grid: KernelGrid | None) -> KernelGrid:
+    return KernelGrid(levels, mask) if grid is None else grid
 
 
 def _slice_index(mask: np.ndarray, by_slice: bool) -> tuple[np.ndarray, int]:
@@ -54,17 +115,25 @@ def cooccurrence_matrices(
     n_levels: int,
     directions: tuple[tuple[int, int, int], ...],
     by_slice: bool = False,
+    grid: KernelGrid | None = None,
 ) -> np.ndarray:
     """Symmetric grey-level co-occurrence counts at distance 1: (slices, directions, n_levels, n_levels).
 
     A pair counts when both voxels lie in the ROI; each pair is counted in both orders (IBSI's
     symmetric matrix). ``by_slice`` requires in-slice directions (dz = 0).
     """
+    if by_slice and any(offset[0] != 0 for offset in directions):
+        raise ValueError("slice-wise co-occurrence needs in-slice directions")
+    if matrix_backend() == "numba":
+        from radfeat.features.ibsi.kernels import cooccurrence_counts
+
+        grid = _kernel_grid(levels, mask, grid)
+        return cooccurrence_counts(
+            grid.grey, grid.roi, grid.steps(directions), *grid.slicing(by_slice), n_levels
+        )
     z_of, n_slices = _slice_index(mask, by_slice)
     out = np.zeros((n_slices, len(directions), n_levels, n_levels))
     for d_index, offset in enumerate(directions):
-        if by_slice and offset[0] != 0:
-            raise ValueError("slice-wise co-occurrence needs in-slice directions")
         m0, m1 = _shifted(mask, offset)
         g0, g1 = _shifted(levels, offset)
         both = m0 & m1
@@ -83,6 +152,7 @@ def run_length_matrices(
     n_levels: int,
     directions: tuple[tuple[int, int, int], ...],
     by_slice: bool = False,
+    grid: KernelGrid | None = None,
 ) -> np.ndarray:
     """Grey-level run-length counts: (slices, directions, n_levels, longest possible run).
 
@@ -91,10 +161,16 @@ def run_length_matrices(
     the run (in the ROI, same grey level), else to itself; pointer jumping (⌈log2 n⌉ gathers) takes
     every voxel to its run's first voxel, and a run's length is how many voxels reach it.
     """
+    longest = int(max(mask.shape))
+    if matrix_backend() == "numba":
+        from radfeat.features.ibsi.kernels import run_length_counts
+
+        grid = _kernel_grid(levels, mask, grid)
+        steps = grid.steps(directions)
+        return run_length_counts(grid.grey, grid.roi, steps, *grid.slicing(by_slice), n_levels, longest)
     coords = np.stack(np.nonzero(mask), axis=1).astype(np.int64)  # (n, 3) z, y, x
     n = len(coords)
     grey = levels[mask].astype(np.int64)
-    longest = int(max(mask.shape))
     z_of, n_slices = _slice_index(mask, by_slice)
     slices = z_of[mask].astype(np.int64)
     padded = np.array(mask.shape) + 2
@@ -167,6 +243,7 @@ def zone_matrices(
     by_slice: bool = False,
     distance_mask: np.ndarray | None = None,
     distances: bool = True,
+    grid: KernelGrid | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Size-zone and distance-zone counts of the same zones: ((slices, n_levels, largest zone),
     (slices, n_levels, largest distance)); the second is ``None`` unless ``distances``.
@@ -175,7 +252,37 @@ def zone_matrices(
     slice). Its distance is the smallest edge distance (:func:`edge_distance`) of its voxels, measured
     in ``distance_mask`` (IBSI: the morphological mask, before re-segmentation; default ``mask``).
     """
-    z_of, n_slices = _slice_index(mask, by_slice)
+    n_slices = mask.shape[0] if by_slice else 1
+    distance = None
+    if distances:
+        distance = edge_distance(mask if distance_mask is None else distance_mask, by_slice)
+    size, grey, zone_slice, nearest = _zones(levels, mask, by_slice, distance, grid)
+    largest = int(size.max())
+    size_flat = (zone_slice * n_levels + grey - 1) * largest + size - 1
+    size_zone = np.bincount(size_flat, minlength=n_slices * n_levels * largest)
+    size_zone = size_zone.reshape(n_slices, n_levels, largest).astype(float)
+    if not distances:
+        return size_zone, None
+    farthest = int(nearest.max())
+    dist_flat = (zone_slice * n_levels + grey - 1) * farthest + nearest - 1
+    distance_zone = np.bincount(dist_flat, minlength=n_slices * n_levels * farthest)
+    return size_zone, distance_zone.reshape(n_slices, n_levels, farthest).astype(float)
+
+
+def _zones(
+    levels: np.ndarray, mask: np.ndarray, by_slice: bool, distance: np.ndarray | None, grid: KernelGrid | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per zone (any order): size, grey level, slice (0 unless ``by_slice``) and smallest ``distance``
+    (zeros when ``distance`` is None)."""
+    if matrix_backend() == "numba":
+        from radfeat.features.ibsi.kernels import equal_level_zones
+
+        grid = _kernel_grid(levels, mask, grid)
+        flat_distance = grid.flat(distance) if distance is not None else np.zeros(1, dtype=np.int64)
+        steps = grid.steps(_neighbour_offsets(by_slice))
+        plane = grid.slicing(by_slice)[0]
+        return equal_level_zones(grid.grey, grid.roi, steps, plane, flat_distance, distance is not None)
+    z_of, _ = _slice_index(mask, by_slice)
     labels, n_zones = _equal_level_zones(levels, mask, by_slice)
     inside = labels > 0
     lab = labels[inside]
@@ -187,21 +294,12 @@ def zone_matrices(
     zone_slice = np.zeros(n_zones + 1, dtype=np.int64)
     zone_slice[lab] = z_of[inside]
     keep = np.flatnonzero(present)
-    size, grey, zone_slice = size[keep], grey[keep], zone_slice[keep]
-    largest = int(size.max())
-    size_flat = (zone_slice * n_levels + grey - 1) * largest + size - 1
-    size_zone = np.bincount(size_flat, minlength=n_slices * n_levels * largest)
-    size_zone = size_zone.reshape(n_slices, n_levels, largest).astype(float)
-    if not distances:
-        return size_zone, None
-    from scipy import ndimage
+    nearest = np.zeros(len(keep), dtype=np.int64)
+    if distance is not None:
+        from scipy import ndimage
 
-    distance = edge_distance(mask if distance_mask is None else distance_mask, by_slice)
-    nearest = ndimage.minimum(distance, labels, keep).astype(np.int64)
-    farthest = int(nearest.max())
-    dist_flat = (zone_slice * n_levels + grey - 1) * farthest + nearest - 1
-    distance_zone = np.bincount(dist_flat, minlength=n_slices * n_levels * farthest)
-    return size_zone, distance_zone.reshape(n_slices, n_levels, farthest).astype(float)
+        nearest = ndimage.minimum(distance, labels, keep).astype(np.int64)
+    return size[keep], grey[keep], zone_slice[keep], nearest
 
 
 def _neighbour_offsets(by_slice: bool) -> list[tuple[int, int, int]]:
@@ -220,7 +318,11 @@ def _neighbour_sums(values: np.ndarray, offsets: list[tuple[int, int, int]]) -> 
 
 
 def neighbourhood_difference(
-    levels: np.ndarray, mask: np.ndarray, n_levels: int, by_slice: bool = False
+    levels: np.ndarray,
+    mask: np.ndarray,
+    n_levels: int,
+    by_slice: bool = False,
+    grid: KernelGrid | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """NGTDM sums ``s_i`` and voxel counts ``n_i`` per slice: two (slices, n_levels) arrays.
 
@@ -228,6 +330,12 @@ def neighbourhood_difference(
     neighbours in the ROI; voxels without a neighbour in the ROI are left out (IBSI 3.10).
     """
     offsets = _neighbour_offsets(by_slice)
+    if matrix_backend() == "numba":
+        from radfeat.features.ibsi.kernels import neighbourhood_difference_sums
+
+        grid = _kernel_grid(levels, mask, grid)
+        steps = grid.steps(offsets)
+        return neighbourhood_difference_sums(grid.grey, grid.roi, steps, *grid.slicing(by_slice), n_levels)
     inside = mask.astype(np.float64)
     grey = np.where(mask, levels, 0).astype(np.float64)
     neighbours = _neighbour_sums(inside, offsets)
@@ -243,12 +351,23 @@ def neighbourhood_difference(
 
 
 def dependence_matrices(
-    levels: np.ndarray, mask: np.ndarray, n_levels: int, by_slice: bool = False, alpha: int = 0
+    levels: np.ndarray,
+    mask: np.ndarray,
+    n_levels: int,
+    by_slice: bool = False,
+    alpha: int = 0,
+    grid: KernelGrid | None = None,
 ) -> np.ndarray:
     """NGLDM counts (slices, n_levels, 1 + number of neighbours): voxels of grey level i whose
     neighbourhood holds j − 1 ROI voxels within ``alpha`` grey levels of their own (IBSI 3.11; j counts
     the voxel itself, as pyradiomics' GLDM does)."""
     offsets = _neighbour_offsets(by_slice)
+    if matrix_backend() == "numba":
+        from radfeat.features.ibsi.kernels import dependence_counts
+
+        grid = _kernel_grid(levels, mask, grid)
+        steps = grid.steps(offsets)
+        return dependence_counts(grid.grey, grid.roi, steps, *grid.slicing(by_slice), n_levels, alpha)
     padded_g = np.pad(levels.astype(np.int64), 1)
     padded_m = np.pad(mask, 1)
     nz, ny, nx = levels.shape

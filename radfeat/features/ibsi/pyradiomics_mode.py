@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from radfeat.features.ibsi.aggregation import texture_features
-from radfeat.features.ibsi.matrices import DIRECTIONS_3D, cooccurrence_matrices
+from radfeat.features.ibsi.matrices import DIRECTIONS_3D, KernelGrid, cooccurrence_matrices, matrix_backend
 from radfeat.features.ibsi.pyradiomics_names import GLCM, GLDM, GLRLM, GLSZM, NGTDM
 from radfeat.features.ibsi.texture import glcm_features
 from radfeat.features.mesh import mesh_coefficients
@@ -113,8 +113,12 @@ def _maximal_correlation_coefficient(glcm: np.ndarray) -> float:
         if p.shape[0] < 2:
             values.append(1.0)
             continue
-        px = p.sum(axis=1)
-        q = (p / px[:, None]) @ (p / px[None, :]).T
+        px, py = p.sum(axis=1), p.sum(axis=0)
+        # Q(i, j) = Σ_k p(i, k) p(j, k) / (px(i) py(k) + ε), summed over k in order as pyradiomics does:
+        # ε is not negligible next to the products of rare levels' marginals (1e-6 of the MCC on wavelets).
+        q = p[:, None, 0] * p[None, :, 0] / (px[:, None] * py[0] + _EPS)
+        for k in range(1, p.shape[1]):
+            q += p[:, None, k] * p[None, :, k] / (px[:, None] * py[k] + _EPS)
         eigen = np.sort(np.linalg.eigvals(q).real)
         values.append(math.sqrt(max(eigen[-2], 0.0)))
     return float(np.mean(values))
@@ -142,11 +146,11 @@ def pyradiomics_class_features(
     levels = np.ones(cropped.shape, dtype=np.int64)
     levels[cropped] = roi_levels
     families = {"glrlm": "glrlm", "glszm": "glszm", "gldm": "ngldm", "ngtdm": "ngtdm"}
-    texture = texture_features(
-        levels, cropped, n_levels, tuple(families[c] for c in classes if c in families), dimensions=("3D",)
-    )
+    grid = KernelGrid(levels, cropped) if matrix_backend() == "numba" else None
+    wanted = tuple(families[c] for c in classes if c in families)
+    texture = texture_features(levels, cropped, n_levels, wanted, dimensions=("3D",), grid=grid)
     if "glcm" in classes:  # one pass for the features (averaged over directions) and the MCC
-        glcm = cooccurrence_matrices(levels, cropped, n_levels, DIRECTIONS_3D)[0]
+        glcm = cooccurrence_matrices(levels, cropped, n_levels, DIRECTIONS_3D, grid=grid)[0]
         per_direction = [glcm_features(m) for m in glcm if m.sum() > 0]
         texture.update(
             {f"{k}_3D_avg": float(np.mean([d[k] for d in per_direction])) for k in per_direction[0]}
