@@ -208,6 +208,26 @@ def test_matrix_backend_choice_and_level_check(monkeypatch):
         KernelGrid(levels, mask)
 
 
+def test_compiled_kernels_refuse_inputs_they_would_index_out_of_bounds(monkeypatch):
+    """The kernels have no bounds checks: a grey level above n_levels, or a grid of another box, is
+    refused before any kernel runs (the NumPy path fails on its reshape)."""
+    monkeypatch.setenv("RADFEAT_MATRIX_BACKEND", "numba")
+    levels, mask, ng = _volume(0)
+    with pytest.raises(ValueError, match=f"grey level {ng} in the ROI is above n_levels = {ng - 1}"):
+        cooccurrence_matrices(levels, mask, ng - 1, DIRECTIONS_3D)
+    for build in (
+        lambda: run_length_matrices(levels, mask, ng - 1, DIRECTIONS_3D),
+        lambda: zone_matrices(levels, mask, ng - 1),
+        lambda: neighbourhood_difference(levels, mask, ng - 1),
+        lambda: dependence_matrices(levels, mask, ng - 1),
+    ):
+        with pytest.raises(ValueError, match="above n_levels"):
+            build()
+    other = KernelGrid(levels[:, :-1], mask[:, :-1])
+    with pytest.raises(ValueError, match="kernel grid of a"):
+        cooccurrence_matrices(levels, mask, ng, DIRECTIONS_3D, grid=other)
+
+
 def test_moran_and_geary_by_fft_equal_all_pairs():
     rng = np.random.default_rng(3)
     image = rng.normal(size=(5, 6, 7))

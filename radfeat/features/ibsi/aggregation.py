@@ -20,9 +20,9 @@ from radfeat.features.ibsi.matrices import (
     KernelGrid,
     cooccurrence_matrices,
     dependence_matrices,
-    matrix_backend,
     neighbourhood_difference,
     run_length_matrices,
+    shared_grid,
     zone_matrices,
 )
 from radfeat.features.ibsi.texture import glcm_features, ngtdm_features, size_matrix_features
@@ -119,8 +119,8 @@ def texture_features(
     if unknown:
         raise ValueError(f"unknown texture families {sorted(unknown)}; choose from {TEXTURE_FAMILIES}")
     levels = np.where(mask, levels, 1).astype(np.int64)
-    if grid is None and matrix_backend() == "numba":
-        grid = KernelGrid(levels, mask)  # one set-up for every family below
+    if grid is None:
+        grid = shared_grid(levels, mask)  # one set-up for every family below
     voxels_per_slice = mask.sum(axis=(1, 2)).astype(float)
     out: dict[str, float] = {}
 

@@ -31,6 +31,7 @@ __all__ = [
     "dependence_matrices",
     "matrix_backend",
     "KernelGrid",
+    "shared_grid",
 ]
 
 #: The 13 unique (dz, dy, dx) directions of 3D (one of each ± pair), in lexicographic order.
@@ -75,6 +76,8 @@ class KernelGrid:
             raise ValueError("texture matrices need grey levels >= 1 at every ROI voxel")
         self.strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
         self.n_planes = mask.shape[0]
+        self.box = tuple(mask.shape)
+        self.max_level = int(self.grey.max(initial=0))
 
     def steps(self, offsets) -> np.ndarray:
         """(dz, dy, dx) offsets as flat index steps."""
@@ -89,8 +92,22 @@ class KernelGrid:
         return np.pad(volume.astype(np.int64), 1).ravel()
 
 
-def _kernel_grid(levels: np.ndarray, mask: np.ndarray, grid: KernelGrid | None) -> KernelGrid:
-    return KernelGrid(levels, mask) if grid is None else grid
+def shared_grid(levels: np.ndarray, mask: np.ndarray) -> KernelGrid | None:
+    """A :class:`KernelGrid` to share between builders when the compiled kernels are in use, else None."""
+    return KernelGrid(levels, mask) if matrix_backend() == "numba" else None
+
+
+def _kernel_grid(
+    levels: np.ndarray, mask: np.ndarray, grid: KernelGrid | None, n_levels: int | None = None
+) -> KernelGrid:
+    """``grid`` (or a new one), checked against the builder's inputs: the kernels index their output by
+    grey level without bounds checks, so a level above ``n_levels`` must be refused here."""
+    grid = KernelGrid(levels, mask) if grid is None else grid
+    if grid.box != tuple(mask.shape):
+        raise ValueError(f"kernel grid of a {grid.box} box given for a {tuple(mask.shape)} mask")
+    if n_levels is not None and grid.max_level > n_levels:
+        raise ValueError(f"grey level {grid.max_level} in the ROI is above n_levels = {n_levels}")
+    return grid
 
 
 def _slice_index(mask: np.ndarray, by_slice: bool) -> tuple[np.ndarray, int]:
@@ -127,7 +144,7 @@ def cooccurrence_matrices(
     if matrix_backend() == "numba":
         from radfeat.features.ibsi.kernels import cooccurrence_counts
 
-        grid = _kernel_grid(levels, mask, grid)
+        grid = _kernel_grid(levels, mask, grid, n_levels)
         return cooccurrence_counts(
             grid.grey, grid.roi, grid.steps(directions), *grid.slicing(by_slice), n_levels
         )
@@ -165,7 +182,7 @@ def run_length_matrices(
     if matrix_backend() == "numba":
         from radfeat.features.ibsi.kernels import run_length_counts
 
-        grid = _kernel_grid(levels, mask, grid)
+        grid = _kernel_grid(levels, mask, grid, n_levels)
         steps = grid.steps(directions)
         return run_length_counts(grid.grey, grid.roi, steps, *grid.slicing(by_slice), n_levels, longest)
     coords = np.stack(np.nonzero(mask), axis=1).astype(np.int64)  # (n, 3) z, y, x
@@ -256,7 +273,7 @@ def zone_matrices(
     distance = None
     if distances:
         distance = edge_distance(mask if distance_mask is None else distance_mask, by_slice)
-    size, grey, zone_slice, nearest = _zones(levels, mask, by_slice, distance, grid)
+    size, grey, zone_slice, nearest = _zones(levels, mask, n_levels, by_slice, distance, grid)
     largest = int(size.max())
     size_flat = (zone_slice * n_levels + grey - 1) * largest + size - 1
     size_zone = np.bincount(size_flat, minlength=n_slices * n_levels * largest)
@@ -270,14 +287,19 @@ def zone_matrices(
 
 
 def _zones(
-    levels: np.ndarray, mask: np.ndarray, by_slice: bool, distance: np.ndarray | None, grid: KernelGrid | None
+    levels: np.ndarray,
+    mask: np.ndarray,
+    n_levels: int,
+    by_slice: bool,
+    distance: np.ndarray | None,
+    grid: KernelGrid | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per zone (any order): size, grey level, slice (0 unless ``by_slice``) and smallest ``distance``
     (zeros when ``distance`` is None)."""
     if matrix_backend() == "numba":
         from radfeat.features.ibsi.kernels import equal_level_zones
 
-        grid = _kernel_grid(levels, mask, grid)
+        grid = _kernel_grid(levels, mask, grid, n_levels)
         flat_distance = grid.flat(distance) if distance is not None else np.zeros(1, dtype=np.int64)
         steps = grid.steps(_neighbour_offsets(by_slice))
         plane = grid.slicing(by_slice)[0]
@@ -333,7 +355,7 @@ def neighbourhood_difference(
     if matrix_backend() == "numba":
         from radfeat.features.ibsi.kernels import neighbourhood_difference_sums
 
-        grid = _kernel_grid(levels, mask, grid)
+        grid = _kernel_grid(levels, mask, grid, n_levels)
         steps = grid.steps(offsets)
         return neighbourhood_difference_sums(grid.grey, grid.roi, steps, *grid.slicing(by_slice), n_levels)
     inside = mask.astype(np.float64)
@@ -365,7 +387,7 @@ def dependence_matrices(
     if matrix_backend() == "numba":
         from radfeat.features.ibsi.kernels import dependence_counts
 
-        grid = _kernel_grid(levels, mask, grid)
+        grid = _kernel_grid(levels, mask, grid, n_levels)
         steps = grid.steps(offsets)
         return dependence_counts(grid.grey, grid.roi, steps, *grid.slicing(by_slice), n_levels, alpha)
     padded_g = np.pad(levels.astype(np.int64), 1)

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from radfeat.features.ibsi.aggregation import texture_features
-from radfeat.features.ibsi.matrices import DIRECTIONS_3D, KernelGrid, cooccurrence_matrices, matrix_backend
+from radfeat.features.ibsi.matrices import DIRECTIONS_3D, cooccurrence_matrices, shared_grid
 from radfeat.features.ibsi.pyradiomics_names import GLCM, GLDM, GLRLM, GLSZM, NGTDM
 from radfeat.features.ibsi.texture import glcm_features
 from radfeat.features.mesh import mesh_coefficients
@@ -146,7 +146,7 @@ def pyradiomics_class_features(
     levels = np.ones(cropped.shape, dtype=np.int64)
     levels[cropped] = roi_levels
     families = {"glrlm": "glrlm", "glszm": "glszm", "gldm": "ngldm", "ngtdm": "ngtdm"}
-    grid = KernelGrid(levels, cropped) if matrix_backend() == "numba" else None
+    grid = shared_grid(levels, cropped)
     wanted = tuple(families[c] for c in classes if c in families)
     texture = texture_features(levels, cropped, n_levels, wanted, dimensions=("3D",), grid=grid)
     if "glcm" in classes:  # one pass for the features (averaged over directions) and the MCC
